@@ -1,0 +1,76 @@
+/**
+ * The Lua half of the consistency protocol. Each script touches only the keys of
+ * one entity (same hash slot), and each runs atomically on the Redis server.
+ */
+
+/**
+ * KEYS: value, lease. ARGV: leaseToken, leaseMs.
+ * Returns {1, payload} on a hit, {2} if the caller now holds the lease and must
+ * fill, {3} if someone else holds it and the caller should wait for their fill.
+ */
+export const GET_OR_LEASE = `
+local v = redis.call('GET', KEYS[1])
+if v then return {1, v} end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2} end
+return {3}
+`;
+
+/**
+ * KEYS: value, lease, fence. ARGV: leaseToken, rowVersion, payload, ttlMs.
+ * Set-if-lease-and-not-fenced. Refuses (returns 0) when:
+ *  - the fence (version of the latest invalidation) is above the row version we
+ *    read: our read raced a write and is stale, even if our lease expired meanwhile;
+ *  - another caller holds the lease (ours expired and was re-taken; they will fill).
+ * Otherwise writes the value with its TTL, releases our lease and returns 1.
+ */
+export const FILL = `
+local fence = redis.call('GET', KEYS[3])
+if fence and tonumber(fence) > tonumber(ARGV[2]) then return 0 end
+local lease = redis.call('GET', KEYS[2])
+if lease and lease ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+if lease then redis.call('DEL', KEYS[2]) end
+return 1
+`;
+
+/**
+ * KEYS: value, lease, fence. ARGV: changeVersion, fenceTtlMs.
+ * Invalidate = delete, never update. The fence only moves up, so a replayed
+ * (older) change event cannot lower it. Idempotent.
+ */
+export const INVALIDATE = `
+redis.call('DEL', KEYS[1], KEYS[2])
+local fence = redis.call('GET', KEYS[3])
+if (not fence) or tonumber(fence) < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[2])
+else
+  redis.call('PEXPIRE', KEYS[3], ARGV[2])
+end
+return 1
+`;
+
+/** KEYS: lease. ARGV: leaseToken. Releases the lease only if we still hold it. */
+export const RELEASE_LEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;
+
+/** The scripts as typed commands on a client (EVALSHA with automatic EVAL fallback). */
+export interface ScriptCommands {
+  fsGetOrLease(value: string, lease: string, token: string, leaseMs: string): Promise<[1, string] | [2] | [3]>;
+  fsFill(value: string, lease: string, fence: string, token: string, version: string, payload: string, ttlMs: string): Promise<0 | 1>;
+  fsInvalidate(value: string, lease: string, fence: string, version: string, fenceTtlMs: string): Promise<1>;
+  fsReleaseLease(lease: string, token: string): Promise<0 | 1>;
+}
+
+/** Registers the scripts on an ioredis client once; safe to call repeatedly. */
+export function withScripts<R extends import("ioredis").Redis>(redis: R): R & ScriptCommands {
+  const r = redis as R & Partial<ScriptCommands>;
+  if (typeof r.fsFill !== "function") {
+    redis.defineCommand("fsGetOrLease", { numberOfKeys: 2, lua: GET_OR_LEASE });
+    redis.defineCommand("fsFill", { numberOfKeys: 3, lua: FILL });
+    redis.defineCommand("fsInvalidate", { numberOfKeys: 3, lua: INVALIDATE });
+    redis.defineCommand("fsReleaseLease", { numberOfKeys: 1, lua: RELEASE_LEASE });
+  }
+  return r as R & ScriptCommands;
+}

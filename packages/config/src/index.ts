@@ -1,0 +1,65 @@
+import { z } from "zod";
+
+/**
+ * Typed, validated environment, one schema per service. A bad value stops the
+ * process at start-up with the variable's name and what was wrong with it.
+ * Defaults match the native stack (infra/native) on loopback.
+ */
+const port = z.coerce.number().int().min(0).max(65535);
+const ms = z.coerce.number().int().min(1);
+
+const common = {
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  HOST: z.string().default("127.0.0.1"),
+  DATABASE_URL: z.string().url().default("postgresql://flashsale:flashsale@127.0.0.1:5432/flashsale"),
+  DB_POOL_MAX: z.coerce.number().int().min(1).max(200).default(10),
+  DB_STATEMENT_TIMEOUT_MS: ms.default(5_000),
+  REDIS_URL: z.string().url().default("redis://127.0.0.1:6379"),
+  REDIS_COMMAND_TIMEOUT_MS: ms.default(250),
+  CACHE_SCHEMA_VERSION: z.coerce.number().int().min(1).default(1),
+};
+
+export const catalogSchema = z.object({
+  ...common,
+  PORT: port.default(3001),
+  ADMIN_TOKEN: z.string().min(16, "ADMIN_TOKEN must be at least 16 characters").default("dev-admin-token-change-me"),
+  CACHE_TTL_SECONDS: z.coerce.number().int().min(1).default(86_400),
+  CACHE_LEASE_MS: ms.default(2_000),
+});
+
+export const checkoutSchema = z.object({
+  ...common,
+  PORT: port.default(3002),
+});
+
+export const invalidatorSchema = z.object({
+  ...common,
+  PORT: port.default(3003),
+  KAFKA_BROKERS: z
+    .string()
+    .default("127.0.0.1:9092")
+    .transform((s) =>
+      s
+        .split(",")
+        .map((b) => b.trim())
+        .filter(Boolean),
+    ),
+  KAFKA_GROUP_ID: z.string().default("flashsale-invalidator"),
+  KAFKA_TOPIC_PREFIX: z.string().default("flashsale"),
+  FENCE_TTL_SECONDS: z.coerce.number().int().min(1).default(60),
+});
+
+export type CatalogConfig = z.infer<typeof catalogSchema>;
+export type CheckoutConfig = z.infer<typeof checkoutSchema>;
+export type InvalidatorConfig = z.infer<typeof invalidatorSchema>;
+
+export class ConfigError extends Error {}
+
+export function loadConfig<S extends z.ZodTypeAny>(schema: S, env: NodeJS.ProcessEnv = process.env): z.infer<S> {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join("\n")}`);
+  }
+  return parsed.data;
+}

@@ -1,0 +1,140 @@
+import { randomUUID } from "node:crypto";
+import type { Db } from "./client.ts";
+
+export interface OrderLine {
+  productId: number;
+  quantity: number;
+  unitPriceCents: number;
+}
+
+export interface PlacedOrder {
+  id: string;
+  cartId: string;
+  items: OrderLine[];
+  totalCents: number;
+  createdAt: string;
+}
+
+export type CheckoutOutcome =
+  | { kind: "placed"; order: PlacedOrder; replayed: boolean }
+  | { kind: "price_changed"; items: { productId: number; seenPriceCents: number; currentPriceCents: number }[] }
+  | { kind: "out_of_stock"; items: { productId: number; requested: number }[] }
+  | { kind: "cart_empty" }
+  | { kind: "cart_not_found" }
+  | { kind: "idempotency_key_reused" };
+
+/** Another request with the same Idempotency-Key holds (held) the claim. */
+class ClaimLost extends Error {}
+
+/** Thrown inside the transaction to roll it back with a business outcome. */
+class Abort extends Error {
+  constructor(readonly outcome: CheckoutOutcome) {
+    super(outcome.kind);
+  }
+}
+
+interface LineRow {
+  product_id: bigint;
+  quantity: number;
+  price_cents_seen: number;
+  price_now: number;
+}
+
+/**
+ * The checkout invariant (design.md §6) in one short transaction:
+ *  1. claim the Idempotency-Key (a concurrent duplicate blocks on the unique index
+ *     until we finish, then replays our stored result);
+ *  2. read each line's effective price at the DB's clock, holding FOR SHARE row
+ *     locks on the products (in id order) only until this transaction ends, so a
+ *     price cannot change between the check and the commit;
+ *  3. any price differing from what the cart saw -> roll back, PRICE_CHANGED;
+ *  4. decrement stock with conditional UPDATEs (in id order: no deadlocks);
+ *     any line short -> roll back, OUT_OF_STOCK;
+ *  5. write order + items at the re-validated prices, consume the cart.
+ * No network call happens while the transaction is open.
+ */
+export async function placeOrder(db: Db, cartId: string, idempotencyKey: string): Promise<CheckoutOutcome> {
+  const prior = await findIdempotentResult(db, idempotencyKey, cartId);
+  if (prior) return prior;
+  const orderId = randomUUID();
+  try {
+    return await db.$transaction(
+      async (tx) => {
+        const claimed = await tx.$executeRaw`
+          INSERT INTO idempotency_keys (key, cart_id, order_id, response_body)
+          VALUES (${idempotencyKey}, ${cartId}::uuid, ${orderId}::uuid, '{}'::jsonb)
+          ON CONFLICT (key) DO NOTHING`;
+        if (claimed === 0) throw new ClaimLost();
+
+        const cart = await tx.$queryRaw<{ user_id: string | null }[]>`SELECT user_id FROM carts WHERE id = ${cartId}::uuid`;
+        if (cart.length === 0) throw new Abort({ kind: "cart_not_found" });
+        const lines = await tx.$queryRaw<LineRow[]>`
+          SELECT ci.product_id, ci.quantity, ci.price_cents_seen,
+                 product_effective_price_cents(p, now()) AS price_now
+          FROM cart_items ci JOIN products p ON p.id = ci.product_id
+          WHERE ci.cart_id = ${cartId}::uuid
+          ORDER BY ci.product_id
+          FOR SHARE OF p`;
+        if (lines.length === 0) throw new Abort({ kind: "cart_empty" });
+
+        const changed = lines.filter((l) => l.price_now !== l.price_cents_seen);
+        if (changed.length > 0) {
+          throw new Abort({
+            kind: "price_changed",
+            items: changed.map((l) => ({
+              productId: Number(l.product_id),
+              seenPriceCents: l.price_cents_seen,
+              currentPriceCents: l.price_now,
+            })),
+          });
+        }
+
+        for (const l of lines) {
+          const decremented = await tx.$executeRaw`
+            UPDATE inventory SET available = available - ${l.quantity}
+            WHERE product_id = ${l.product_id} AND available >= ${l.quantity}`;
+          if (decremented === 0) {
+            throw new Abort({ kind: "out_of_stock", items: [{ productId: Number(l.product_id), requested: l.quantity }] });
+          }
+        }
+
+        const items: OrderLine[] = lines.map((l) => ({
+          productId: Number(l.product_id),
+          quantity: l.quantity,
+          unitPriceCents: l.price_now,
+        }));
+        const totalCents = items.reduce((sum, i) => sum + i.quantity * i.unitPriceCents, 0);
+        const [created] = await tx.$queryRaw<{ created_at: Date }[]>`
+          INSERT INTO orders (id, cart_id, user_id, total_cents)
+          VALUES (${orderId}::uuid, ${cartId}::uuid, ${cart[0]?.user_id ?? null}, ${totalCents})
+          RETURNING created_at`;
+        await tx.$executeRaw`
+          INSERT INTO order_items (order_id, product_id, quantity, unit_price_cents)
+          SELECT ${orderId}::uuid, * FROM unnest(${items.map((i) => i.productId)}::bigint[],
+                                                ${items.map((i) => i.quantity)}::int[],
+                                                ${items.map((i) => i.unitPriceCents)}::int[])`;
+        const order: PlacedOrder = { id: orderId, cartId, items, totalCents, createdAt: (created?.created_at ?? new Date()).toISOString() };
+        await tx.$executeRaw`UPDATE idempotency_keys SET response_body = ${JSON.stringify(order)}::jsonb WHERE key = ${idempotencyKey}`;
+        await tx.$executeRaw`DELETE FROM cart_items WHERE cart_id = ${cartId}::uuid`;
+        return { kind: "placed", order, replayed: false } as CheckoutOutcome;
+      },
+      { maxWait: 2_000, timeout: 5_000 },
+    );
+  } catch (err) {
+    if (err instanceof ClaimLost) {
+      // The concurrent request with our key has committed by now (we waited on its row).
+      return (await findIdempotentResult(db, idempotencyKey, cartId)) ?? { kind: "idempotency_key_reused" };
+    }
+    if (err instanceof Abort) return err.outcome;
+    throw err;
+  }
+}
+
+async function findIdempotentResult(db: Db, key: string, cartId: string): Promise<CheckoutOutcome | null> {
+  const rows = await db.$queryRaw<{ cart_id: string; response_body: PlacedOrder }[]>`
+    SELECT cart_id::text, response_body FROM idempotency_keys WHERE key = ${key}`;
+  const row = rows[0];
+  if (!row) return null;
+  if (row.cart_id !== cartId) return { kind: "idempotency_key_reused" };
+  return { kind: "placed", order: row.response_body, replayed: true };
+}

@@ -1,0 +1,185 @@
+import type { Db } from "./client.ts";
+import { Prisma } from "./generated/client.ts";
+
+/** A product as the REST contract shows it (design.md §7). */
+export interface Product {
+  id: number;
+  sku: string;
+  name: string;
+  description: string;
+  currency: string;
+  /** The effective price at read time: the sale price inside its window, else the list price. */
+  priceCents: number;
+  listPriceCents: number;
+  sale: { priceCents: number; startsAt: string; endsAt: string } | null;
+  version: number;
+  updatedAt: string;
+  /** Next instant the price changes without a write (sale start/end); null if none is scheduled. */
+  validUntil: string | null;
+}
+
+interface ProductRow {
+  id: bigint;
+  sku: string;
+  name: string;
+  description: string;
+  currency: string;
+  list_price_cents: number;
+  sale_price_cents: number | null;
+  sale_starts_at: Date | null;
+  sale_ends_at: Date | null;
+  version: bigint;
+  updated_at: Date;
+  price_cents: number;
+  valid_until: Date | null;
+}
+
+// Effective price and boundary come from the SQL functions of the init migration,
+// evaluated at the database's clock, so catalog and checkout share one definition.
+const SELECT_PRODUCT = Prisma.sql`
+  SELECT p.id, p.sku, p.name, p.description, p.currency, p.list_price_cents, p.sale_price_cents,
+         p.sale_starts_at, p.sale_ends_at, p.version, p.updated_at,
+         product_effective_price_cents(p, now()) AS price_cents,
+         product_next_price_boundary(p, now()) AS valid_until
+  FROM products p`;
+
+function toProduct(r: ProductRow): Product {
+  const sale =
+    r.sale_price_cents !== null && r.sale_starts_at && r.sale_ends_at
+      ? { priceCents: r.sale_price_cents, startsAt: r.sale_starts_at.toISOString(), endsAt: r.sale_ends_at.toISOString() }
+      : null;
+  return {
+    id: Number(r.id),
+    sku: r.sku,
+    name: r.name,
+    description: r.description,
+    currency: r.currency,
+    priceCents: r.price_cents,
+    listPriceCents: r.list_price_cents,
+    sale,
+    version: Number(r.version),
+    updatedAt: r.updated_at.toISOString(),
+    validUntil: r.valid_until ? r.valid_until.toISOString() : null,
+  };
+}
+
+export async function findProduct(db: Db, id: number): Promise<Product | null> {
+  const rows = await db.$queryRaw<ProductRow[]>`${SELECT_PRODUCT} WHERE p.id = ${id}`;
+  return rows[0] ? toProduct(rows[0]) : null;
+}
+
+/** Keyset pagination by id: stable under concurrent inserts, no OFFSET scans. */
+export async function listProducts(db: Db, opts: { limit: number; afterId: number }): Promise<Product[]> {
+  const rows = await db.$queryRaw<ProductRow[]>`${SELECT_PRODUCT}
+    WHERE p.id > ${opts.afterId} ORDER BY p.id LIMIT ${opts.limit}`;
+  return rows.map(toProduct);
+}
+
+export async function setListPrice(db: Db, id: number, listPriceCents: number): Promise<Product | null> {
+  const rows = await db.$queryRaw<ProductRow[]>`
+    WITH updated AS (
+      UPDATE products SET list_price_cents = ${listPriceCents} WHERE id = ${id} RETURNING *
+    )
+    SELECT p.id, p.sku, p.name, p.description, p.currency, p.list_price_cents, p.sale_price_cents,
+           p.sale_starts_at, p.sale_ends_at, p.version, p.updated_at,
+           product_effective_price_cents(p.*::products, now()) AS price_cents,
+           product_next_price_boundary(p.*::products, now()) AS valid_until
+    FROM updated p`;
+  return rows[0] ? toProduct(rows[0]) : null;
+}
+
+export interface NewProduct {
+  sku: string;
+  name: string;
+  description: string;
+  currency: string;
+  listPriceCents: number;
+  stock: number;
+}
+
+/** Inserts product + inventory in one statement; null when the SKU already exists. */
+export async function createProduct(db: Db, p: NewProduct): Promise<Product | null> {
+  const rows = await db.$queryRaw<{ id: bigint }[]>`
+    WITH inserted AS (
+      INSERT INTO products (sku, name, description, currency, list_price_cents)
+      VALUES (${p.sku}, ${p.name}, ${p.description}, ${p.currency}, ${p.listPriceCents})
+      ON CONFLICT (sku) DO NOTHING
+      RETURNING id
+    ), stock AS (
+      INSERT INTO inventory (product_id, available) SELECT id, ${p.stock} FROM inserted
+    )
+    SELECT id FROM inserted`;
+  const id = rows[0]?.id;
+  return id === undefined ? null : findProduct(db, Number(id));
+}
+
+export interface PriceImportRow {
+  sku: string;
+  listPriceCents: number;
+}
+
+export interface PriceImportResult {
+  received: number;
+  updated: number;
+  unchanged: number;
+  unknownSkus: string[];
+}
+
+/**
+ * One set-based statement for the whole file. Rows whose price is unchanged are not
+ * touched (no version bump, no needless invalidation). The app invalidates nothing:
+ * the change reaches the cache through CDC like any other write.
+ */
+export async function importListPrices(db: Db, rows: PriceImportRow[]): Promise<PriceImportResult> {
+  const skus = rows.map((r) => r.sku);
+  const prices = rows.map((r) => r.listPriceCents);
+  const [result] = await db.$queryRaw<{ updated: bigint; known: string[] }[]>`
+    WITH input AS (
+      SELECT * FROM unnest(${skus}::text[], ${prices}::int[]) AS v(sku, price)
+    ), updated AS (
+      UPDATE products p SET list_price_cents = input.price
+      FROM input
+      WHERE p.sku = input.sku AND p.list_price_cents IS DISTINCT FROM input.price
+      RETURNING p.id
+    )
+    SELECT (SELECT count(*) FROM updated) AS updated,
+           coalesce((SELECT array_agg(p.sku) FROM products p JOIN input ON input.sku = p.sku), '{}') AS known`;
+  const known = new Set(result?.known ?? []);
+  const updated = Number(result?.updated ?? 0n);
+  const unknownSkus = skus.filter((s) => !known.has(s));
+  return { received: rows.length, updated, unchanged: known.size - updated, unknownSkus };
+}
+
+export class UnknownProductsError extends Error {
+  constructor(readonly productIds: number[]) {
+    super(`unknown product ids: ${productIds.join(", ")}`);
+  }
+}
+
+export interface SaleInput {
+  productIds: number[];
+  startsAt: Date;
+  endsAt: Date;
+  salePriceCents?: number;
+  /** Alternative to salePriceCents: the sale price is list price minus this percentage, rounded down. */
+  percentOff?: number;
+}
+
+/** Puts products on sale, all or none: an unknown id rolls the whole statement back. */
+export async function setSale(db: Db, s: SaleInput): Promise<number[]> {
+  return db.$transaction(async (tx) => {
+    const rows = await tx.$queryRaw<{ id: bigint }[]>`
+      UPDATE products
+      SET sale_price_cents = coalesce(${s.salePriceCents ?? null}::int,
+                                      (list_price_cents * (100 - ${s.percentOff ?? 0}::int)) / 100),
+          sale_starts_at = ${s.startsAt},
+          sale_ends_at = ${s.endsAt}
+      WHERE id = ANY(${s.productIds}::bigint[])
+      RETURNING id`;
+    const updated = rows.map((r) => Number(r.id));
+    if (updated.length !== s.productIds.length) {
+      throw new UnknownProductsError(s.productIds.filter((id) => !updated.includes(id)));
+    }
+    return updated;
+  });
+}

@@ -1,0 +1,51 @@
+import type { FastifyError, FastifyInstance } from "fastify";
+
+/** Error responses follow design.md §7: `{ error: CODE, message, ...details }`. */
+export class HttpError extends Error {
+  constructor(
+    readonly statusCode: number,
+    readonly code: string,
+    message: string,
+    readonly details: Record<string, unknown> = {},
+  ) {
+    super(message);
+  }
+}
+
+export const errorBodySchema = {
+  type: "object",
+  required: ["error", "message"],
+  properties: { error: { type: "string" }, message: { type: "string" } },
+  additionalProperties: true,
+} as const;
+
+// Fastify's own 4xx errors mapped to stable machine-readable codes.
+const FASTIFY_CODES: Record<string, string> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: "PAYLOAD_TOO_LARGE",
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: "UNSUPPORTED_MEDIA_TYPE",
+  FST_ERR_CTP_EMPTY_JSON_BODY: "INVALID_BODY",
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: "INVALID_BODY",
+  FST_ERR_CTP_INVALID_JSON_BODY: "INVALID_BODY",
+};
+
+/** Every failure leaves as a JSON error with a code; anything unexpected is a logged 500. */
+export function installErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler((err: FastifyError | HttpError, request, reply) => {
+    if (err instanceof HttpError) {
+      return reply.status(err.statusCode).send({ error: err.code, message: err.message, ...err.details });
+    }
+    if (err.validation) {
+      return reply.status(400).send({ error: "VALIDATION_FAILED", message: err.message });
+    }
+    const status = err.statusCode ?? 500;
+    if (status >= 400 && status < 500) {
+      const code = FASTIFY_CODES[err.code] ?? (err instanceof SyntaxError ? "INVALID_BODY" : "BAD_REQUEST");
+      return reply.status(status).send({ error: code, message: err.message });
+    }
+    request.log.error({ err }, "unhandled error");
+    return reply.status(500).send({ error: "INTERNAL", message: "internal error" });
+  });
+  app.setNotFoundHandler((request, reply) => {
+    reply.status(404).send({ error: "NOT_FOUND", message: `no route ${request.method} ${request.url}` });
+  });
+}

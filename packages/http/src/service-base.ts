@@ -1,0 +1,64 @@
+import swagger from "@fastify/swagger";
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
+import type { Registry } from "prom-client";
+import { installErrorHandling } from "./errors.ts";
+
+export interface ReadinessCheck {
+  name: string;
+  check(): Promise<void>;
+}
+
+export interface ServiceBaseOptions {
+  title: string;
+  logger: FastifyServerOptions["loggerInstance"];
+  metrics: Registry;
+  readiness: ReadinessCheck[];
+  bodyLimit?: number;
+}
+
+const READINESS_TIMEOUT_MS = 1_000;
+
+/**
+ * The part every flashsale service shares: JSON errors with codes, OpenAPI at
+ * /docs/json, /healthz (process up), /readyz (dependencies reachable, each
+ * check bounded by a timeout) and /metrics (Prometheus text).
+ */
+export async function createServiceBase(opts: ServiceBaseOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: opts.logger,
+    bodyLimit: opts.bodyLimit ?? 64 * 1024,
+    disableRequestLogging: true,
+  });
+  installErrorHandling(app);
+  await app.register(swagger, { openapi: { info: { title: opts.title, version: "1.0.0" } } });
+  app.get("/docs/json", { schema: { hide: true } }, async () => app.swagger());
+
+  app.get("/healthz", { schema: { hide: true } }, async () => ({ status: "ok" }));
+  app.get("/readyz", { schema: { hide: true } }, async (_req, reply) => {
+    const results = await Promise.all(
+      opts.readiness.map(async (r) => {
+        try {
+          await withTimeout(r.check(), READINESS_TIMEOUT_MS, `${r.name} readiness`);
+          return [r.name, "ok"] as const;
+        } catch (err) {
+          return [r.name, (err as Error).message] as const;
+        }
+      }),
+    );
+    const ready = results.every(([, s]) => s === "ok");
+    return reply.status(ready ? 200 : 503).send({ status: ready ? "ready" : "not_ready", checks: Object.fromEntries(results) });
+  });
+  app.get("/metrics", { schema: { hide: true } }, async (_req, reply) => {
+    reply.header("content-type", opts.metrics.contentType);
+    return opts.metrics.metrics();
+  });
+  return app;
+}
+
+export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}

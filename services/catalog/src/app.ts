@@ -1,0 +1,55 @@
+import type { CacheEvent, VersionedCache } from "@flashsale/cache";
+import type { Db, Product } from "@flashsale/db";
+import { createServiceBase } from "@flashsale/http";
+import type { Logger } from "@flashsale/telemetry";
+import type { FastifyInstance } from "fastify";
+import type { Redis } from "ioredis";
+import { Counter, type Registry } from "prom-client";
+import { createProductCache } from "./product-cache.ts";
+import { adminRoutes } from "./routes/admin.ts";
+import { productRoutes } from "./routes/products.ts";
+
+export interface CatalogDeps {
+  db: Db;
+  redis: Redis;
+  cache: VersionedCache<Product>;
+  adminToken: string;
+}
+
+export interface BuildCatalogOptions {
+  db: Db;
+  redis: Redis;
+  logger: Logger;
+  metrics: Registry;
+  adminToken: string;
+  cache: { schemaVersion: number; ttlSeconds: number; leaseMs: number };
+}
+
+/** The catalog HTTP app, wired but not listening (tests call inject() or listen on port 0). */
+export async function buildCatalogApp(opts: BuildCatalogOptions): Promise<FastifyInstance> {
+  const cacheEvents = new Counter({
+    name: "catalog_cache_events_total",
+    help: "Product cache events by kind (hit, miss, fill, fill_refused, lease_wait, coalesced, bypass, ...)",
+    labelNames: ["event"],
+    registers: [opts.metrics],
+  });
+  const cache = createProductCache({
+    redis: opts.redis,
+    ...opts.cache,
+    onEvent: (event: CacheEvent) => cacheEvents.inc({ event }),
+  });
+  const deps: CatalogDeps = { db: opts.db, redis: opts.redis, cache, adminToken: opts.adminToken };
+
+  const app = await createServiceBase({
+    title: "flashsale catalog",
+    logger: opts.logger,
+    metrics: opts.metrics,
+    readiness: [
+      { name: "postgres", check: async () => void (await opts.db.$queryRaw`SELECT 1`) },
+      { name: "redis", check: async () => void (await opts.redis.ping()) },
+    ],
+  });
+  await app.register(async (scope) => productRoutes(scope, deps));
+  await app.register(async (scope) => adminRoutes(scope, deps));
+  return app;
+}

@@ -1,0 +1,29 @@
+import { catalogSchema, loadConfig } from "@flashsale/config";
+import { createDb } from "@flashsale/db";
+import { closeGracefully } from "@flashsale/http";
+import { createLogger, createMetricsRegistry } from "@flashsale/telemetry";
+import { Redis } from "ioredis";
+import { buildCatalogApp } from "./app.ts";
+
+const config = loadConfig(catalogSchema);
+const logger = createLogger("catalog", config.LOG_LEVEL);
+const db = createDb({ url: config.DATABASE_URL, poolMax: config.DB_POOL_MAX, statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS });
+const redis = new Redis(config.REDIS_URL, {
+  commandTimeout: config.REDIS_COMMAND_TIMEOUT_MS,
+  connectTimeout: 2_000,
+  // Fail reads fast while Redis is away (the cache bypasses to Postgres) instead of queueing them.
+  maxRetriesPerRequest: 1,
+  enableOfflineQueue: false,
+});
+redis.on("error", (err) => logger.warn({ err: err.message }, "redis error"));
+
+const app = await buildCatalogApp({
+  db,
+  redis,
+  logger,
+  metrics: createMetricsRegistry("catalog"),
+  adminToken: config.ADMIN_TOKEN,
+  cache: { schemaVersion: config.CACHE_SCHEMA_VERSION, ttlSeconds: config.CACHE_TTL_SECONDS, leaseMs: config.CACHE_LEASE_MS },
+});
+closeGracefully(app, [() => redis.quit(), () => db.$disconnect()]);
+await app.listen({ host: config.HOST, port: config.PORT });

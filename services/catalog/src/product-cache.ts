@@ -1,0 +1,27 @@
+import { type CacheEvent, VersionedCache } from "@flashsale/cache";
+import type { Product } from "@flashsale/db";
+import type { Redis } from "ioredis";
+import { isProduct } from "./product-schema.ts";
+
+export interface ProductCacheOptions {
+  redis: Redis;
+  schemaVersion: number;
+  ttlSeconds: number;
+  leaseMs: number;
+  onEvent?(event: CacheEvent): void;
+}
+
+/** The catalog's one cache: products by id, versioned by the row's `version`. */
+export function createProductCache(opts: ProductCacheOptions): VersionedCache<Product> {
+  return new VersionedCache<Product>({
+    redis: opts.redis,
+    entity: "product",
+    schemaVersion: opts.schemaVersion,
+    ttlMs: opts.ttlSeconds * 1000,
+    leaseMs: opts.leaseMs,
+    versionOf: (p) => p.version,
+    validUntilMs: (p) => (p.validUntil ? Date.parse(p.validUntil) : null),
+    isValid: isProduct,
+    ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
+  });
+}

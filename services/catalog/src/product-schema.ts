@@ -1,0 +1,56 @@
+import type { Product } from "@flashsale/db";
+
+/** JSON schema of Product (design.md §7); drives response serialization and OpenAPI. */
+export const productSchema = {
+  type: "object",
+  required: ["id", "sku", "name", "description", "currency", "priceCents", "listPriceCents", "sale", "version", "updatedAt", "validUntil"],
+  properties: {
+    id: { type: "integer" },
+    sku: { type: "string" },
+    name: { type: "string" },
+    description: { type: "string" },
+    currency: { type: "string" },
+    priceCents: { type: "integer" },
+    listPriceCents: { type: "integer" },
+    sale: {
+      type: ["object", "null"],
+      required: ["priceCents", "startsAt", "endsAt"],
+      properties: {
+        priceCents: { type: "integer" },
+        startsAt: { type: "string", format: "date-time" },
+        endsAt: { type: "string", format: "date-time" },
+      },
+    },
+    version: { type: "integer" },
+    updatedAt: { type: "string", format: "date-time" },
+    validUntil: { type: ["string", "null"], format: "date-time" },
+  },
+} as const;
+
+export const productIdParams = {
+  type: "object",
+  required: ["id"],
+  properties: { id: { type: "string", pattern: "^[1-9][0-9]{0,14}$" } },
+} as const;
+
+/**
+ * Structural check of a cached payload. A payload written by another code version
+ * (or corrupted) fails it and is treated as a miss, never served (design.md §4).
+ */
+export function isProduct(x: unknown): x is Product {
+  if (typeof x !== "object" || x === null) return false;
+  const p = x as Record<string, unknown>;
+  return (
+    Number.isSafeInteger(p.id) &&
+    typeof p.sku === "string" &&
+    typeof p.name === "string" &&
+    typeof p.description === "string" &&
+    typeof p.currency === "string" &&
+    Number.isSafeInteger(p.priceCents) &&
+    Number.isSafeInteger(p.listPriceCents) &&
+    Number.isSafeInteger(p.version) &&
+    typeof p.updatedAt === "string" &&
+    (p.validUntil === null || typeof p.validUntil === "string") &&
+    (p.sale === null || (typeof p.sale === "object" && p.sale !== undefined))
+  );
+}

@@ -1,0 +1,128 @@
+import { createProduct, importListPrices, setListPrice, setSale, UnknownProductsError } from "@flashsale/db";
+import { errorBodySchema, HttpError, requireBearer } from "@flashsale/http";
+import type { FastifyInstance } from "fastify";
+import type { CatalogDeps } from "../app.ts";
+import { MAX_IMPORT_ROWS, parsePriceImport } from "../import-parser.ts";
+import { productIdParams, productSchema } from "../product-schema.ts";
+
+const cents = { type: "integer", minimum: 0, maximum: 100_000_000 } as const;
+const IMPORT_BODY_LIMIT = 16 * 1024 * 1024;
+
+/**
+ * Admin writes. None of them touches the cache: every write reaches Redis through
+ * Postgres -> Debezium -> Kafka -> invalidator, exactly like a raw SQL write would.
+ */
+export async function adminRoutes(app: FastifyInstance, deps: CatalogDeps): Promise<void> {
+  app.addHook("preHandler", requireBearer(deps.adminToken));
+  app.addContentTypeParser(
+    ["text/csv", "application/x-ndjson", "application/jsonl"],
+    { parseAs: "string", bodyLimit: IMPORT_BODY_LIMIT },
+    (_req, body, done) => done(null, body),
+  );
+
+  app.put<{ Params: { id: string }; Body: { listPriceCents: number } }>(
+    "/admin/products/:id/price",
+    {
+      schema: {
+        params: productIdParams,
+        body: { type: "object", required: ["listPriceCents"], properties: { listPriceCents: cents }, additionalProperties: false },
+        response: { 200: productSchema, 404: errorBodySchema },
+      },
+    },
+    async (request) => {
+      const id = Number(request.params.id);
+      const product = await setListPrice(deps.db, id, request.body.listPriceCents);
+      if (!product) throw new HttpError(404, "NOT_FOUND", `product ${id} not found`);
+      return product;
+    },
+  );
+
+  app.post<{ Body: { sku: string; name: string; description?: string; currency?: string; listPriceCents: number; stock: number } }>(
+    "/admin/products",
+    {
+      schema: {
+        body: {
+          type: "object",
+          required: ["sku", "name", "listPriceCents", "stock"],
+          properties: {
+            sku: { type: "string", pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$" },
+            name: { type: "string", minLength: 1, maxLength: 200 },
+            description: { type: "string", maxLength: 5000 },
+            currency: { type: "string", pattern: "^[A-Z]{3}$" },
+            listPriceCents: cents,
+            stock: { type: "integer", minimum: 0, maximum: 10_000_000 },
+          },
+          additionalProperties: false,
+        },
+        response: { 201: productSchema, 409: errorBodySchema },
+      },
+    },
+    async (request, reply) => {
+      const b = request.body;
+      const product = await createProduct(deps.db, {
+        sku: b.sku,
+        name: b.name,
+        description: b.description ?? "",
+        currency: b.currency ?? "USD",
+        listPriceCents: b.listPriceCents,
+        stock: b.stock,
+      });
+      if (!product) throw new HttpError(409, "SKU_EXISTS", `sku ${b.sku} already exists`);
+      return reply.status(201).send(product);
+    },
+  );
+
+  app.post<{ Body: { productIds: number[]; salePriceCents?: number; percentOff?: number; startsAt: string; endsAt: string } }>(
+    "/admin/sales",
+    {
+      schema: {
+        body: {
+          type: "object",
+          required: ["productIds", "startsAt", "endsAt"],
+          properties: {
+            productIds: { type: "array", minItems: 1, maxItems: 10_000, uniqueItems: true, items: { type: "integer", minimum: 1 } },
+            salePriceCents: cents,
+            percentOff: { type: "integer", minimum: 1, maximum: 99 },
+            startsAt: { type: "string", format: "date-time" },
+            endsAt: { type: "string", format: "date-time" },
+          },
+          oneOf: [{ required: ["salePriceCents"] }, { required: ["percentOff"] }],
+          additionalProperties: false,
+        },
+      },
+    },
+    async (request, reply) => {
+      const b = request.body;
+      const startsAt = new Date(b.startsAt);
+      const endsAt = new Date(b.endsAt);
+      if (!(startsAt < endsAt)) throw new HttpError(400, "INVALID_SALE_WINDOW", "startsAt must be before endsAt");
+      const price = b.salePriceCents !== undefined ? { salePriceCents: b.salePriceCents } : { percentOff: b.percentOff as number };
+      let updatedIds: number[];
+      try {
+        updatedIds = await setSale(deps.db, { productIds: b.productIds, startsAt, endsAt, ...price });
+      } catch (err) {
+        if (!(err instanceof UnknownProductsError)) throw err;
+        throw new HttpError(404, "NOT_FOUND", "unknown product ids; no sale was created", { productIds: err.productIds });
+      }
+      return reply.status(201).send({ productIds: updatedIds, startsAt: startsAt.toISOString(), endsAt: endsAt.toISOString() });
+    },
+  );
+
+  app.post<{ Body: string }>(
+    "/admin/import",
+    {
+      bodyLimit: IMPORT_BODY_LIMIT,
+      schema: {
+        description: `CSV (text/csv, header with sku,listPriceCents) or JSON lines (application/x-ndjson); at most ${MAX_IMPORT_ROWS} rows. One set-based UPDATE; cache eviction happens through CDC.`,
+        consumes: ["text/csv", "application/x-ndjson"],
+      },
+    },
+    async (request) => {
+      if (typeof request.body !== "string") {
+        throw new HttpError(415, "UNSUPPORTED_MEDIA_TYPE", "send text/csv or application/x-ndjson");
+      }
+      const rows = parsePriceImport(request.body, request.headers["content-type"] ?? "");
+      return importListPrices(deps.db, rows);
+    },
+  );
+}

@@ -1,0 +1,55 @@
+import { findProduct, listProducts, type Product } from "@flashsale/db";
+import { errorBodySchema, HttpError } from "@flashsale/http";
+import type { FastifyInstance } from "fastify";
+import type { CatalogDeps } from "../app.ts";
+import { productIdParams, productSchema } from "../product-schema.ts";
+
+const MAX_PAGE = 100;
+
+/** Public reads. `GET /products/:id` is cache-aside; listing reads Postgres directly. */
+export async function productRoutes(app: FastifyInstance, deps: CatalogDeps): Promise<void> {
+  app.get<{ Params: { id: string } }>(
+    "/products/:id",
+    { schema: { params: productIdParams, response: { 200: productSchema, 404: errorBodySchema } } },
+    async (request, reply) => {
+      const id = Number(request.params.id);
+      const read = await deps.cache.get(id, () => findProduct(deps.db, id));
+      reply.header("x-cache", read.source);
+      if (!read.value) throw new HttpError(404, "NOT_FOUND", `product ${id} not found`);
+      reply.header("age", String(Math.floor(read.ageMs / 1000)));
+      reply.header("etag", `"${read.value.version}"`);
+      reply.header("cache-control", "no-cache");
+      if (request.headers["if-none-match"] === `"${read.value.version}"`) return reply.status(304).send();
+      return read.value satisfies Product;
+    },
+  );
+
+  app.get<{ Querystring: { limit?: number; cursor?: string } }>(
+    "/products",
+    {
+      schema: {
+        querystring: {
+          type: "object",
+          properties: {
+            limit: { type: "integer", minimum: 1, maximum: MAX_PAGE, default: 20 },
+            cursor: { type: "string", pattern: "^[0-9]{1,15}$" },
+          },
+          additionalProperties: false,
+        },
+        response: {
+          200: {
+            type: "object",
+            required: ["items", "nextCursor"],
+            properties: { items: { type: "array", items: productSchema }, nextCursor: { type: ["string", "null"] } },
+          },
+        },
+      },
+    },
+    async (request) => {
+      const limit = request.query.limit ?? 20;
+      const items = await listProducts(deps.db, { limit, afterId: Number(request.query.cursor ?? 0) });
+      const last = items.at(-1);
+      return { items, nextCursor: items.length === limit && last ? String(last.id) : null };
+    },
+  );
+}

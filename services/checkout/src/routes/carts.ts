@@ -1,0 +1,156 @@
+import { createCart, findCart, findOrder, placeOrder, upsertCartItem } from "@flashsale/db";
+import { errorBodySchema, HttpError } from "@flashsale/http";
+import type { FastifyInstance } from "fastify";
+import type { Counter } from "prom-client";
+import type { CheckoutDeps } from "../app.ts";
+
+const uuidParams = {
+  type: "object",
+  required: ["id"],
+  properties: { id: { type: "string", format: "uuid" } },
+} as const;
+
+const orderSchema = {
+  type: "object",
+  required: ["id", "items", "totalCents"],
+  properties: {
+    id: { type: "string" },
+    cartId: { type: "string" },
+    items: {
+      type: "array",
+      items: {
+        type: "object",
+        required: ["productId", "quantity", "unitPriceCents"],
+        properties: { productId: { type: "integer" }, quantity: { type: "integer" }, unitPriceCents: { type: "integer" } },
+      },
+    },
+    totalCents: { type: "integer" },
+    createdAt: { type: "string", format: "date-time" },
+  },
+} as const;
+
+const cartSchema = {
+  type: "object",
+  required: ["id", "items"],
+  properties: {
+    id: { type: "string" },
+    userId: { type: ["string", "null"] },
+    items: {
+      type: "array",
+      items: {
+        type: "object",
+        properties: {
+          productId: { type: "integer" },
+          quantity: { type: "integer" },
+          priceCentsSeen: { type: "integer" },
+          versionSeen: { type: "integer" },
+          currentPriceCents: { type: "integer" },
+          priceChanged: { type: "boolean" },
+        },
+      },
+    },
+  },
+} as const;
+
+export async function cartRoutes(app: FastifyInstance, deps: CheckoutDeps, outcomes: Counter<"outcome">): Promise<void> {
+  app.post<{ Body: { userId?: string } | undefined }>(
+    "/carts",
+    {
+      schema: {
+        body: {
+          type: ["object", "null"],
+          properties: { userId: { type: "string", minLength: 1, maxLength: 128 } },
+          additionalProperties: false,
+        },
+        response: { 201: { type: "object", required: ["id"], properties: { id: { type: "string" } } } },
+      },
+    },
+    async (request, reply) => {
+      const id = await createCart(deps.db, request.body?.userId ?? null);
+      return reply.status(201).send({ id });
+    },
+  );
+
+  app.post<{ Params: { id: string }; Body: { productId: number; quantity: number } }>(
+    "/carts/:id/items",
+    {
+      schema: {
+        params: uuidParams,
+        body: {
+          type: "object",
+          required: ["productId", "quantity"],
+          properties: {
+            productId: { type: "integer", minimum: 1, maximum: Number.MAX_SAFE_INTEGER },
+            quantity: { type: "integer", minimum: 1, maximum: 1000 },
+          },
+          additionalProperties: false,
+        },
+        response: { 201: cartSchema, 404: errorBodySchema },
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params;
+      const result = await upsertCartItem(deps.db, id, request.body.productId, request.body.quantity);
+      if (result === "cart_not_found") throw new HttpError(404, "CART_NOT_FOUND", `cart ${id} not found`);
+      if (result === "product_not_found") throw new HttpError(404, "PRODUCT_NOT_FOUND", `product ${request.body.productId} not found`);
+      return reply.status(201).send(await findCart(deps.db, id));
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    "/carts/:id",
+    { schema: { params: uuidParams, response: { 200: cartSchema, 404: errorBodySchema } } },
+    async (request) => {
+      const cart = await findCart(deps.db, request.params.id);
+      if (!cart) throw new HttpError(404, "CART_NOT_FOUND", `cart ${request.params.id} not found`);
+      return cart;
+    },
+  );
+
+  app.post<{ Params: { id: string }; Headers: { "idempotency-key"?: string } }>(
+    "/carts/:id/checkout",
+    {
+      schema: {
+        params: uuidParams,
+        headers: {
+          type: "object",
+          properties: { "idempotency-key": { type: "string", minLength: 8, maxLength: 128, pattern: "^[A-Za-z0-9_.:-]+$" } },
+        },
+        response: { 201: orderSchema, 404: errorBodySchema, 409: errorBodySchema, 422: errorBodySchema },
+      },
+    },
+    async (request, reply) => {
+      const key = request.headers["idempotency-key"];
+      if (!key) throw new HttpError(400, "IDEMPOTENCY_KEY_REQUIRED", "send an Idempotency-Key header (8-128 chars)");
+      const outcome = await placeOrder(deps.db, request.params.id, key);
+      outcomes.inc({ outcome: outcome.kind });
+      switch (outcome.kind) {
+        case "placed":
+          if (outcome.replayed) reply.header("idempotent-replayed", "true");
+          return reply.status(201).send(outcome.order);
+        case "price_changed":
+          throw new HttpError(409, "PRICE_CHANGED", "a price changed since it was added to the cart; re-add the line to accept it", {
+            items: outcome.items,
+          });
+        case "out_of_stock":
+          throw new HttpError(409, "OUT_OF_STOCK", "not enough stock", { items: outcome.items });
+        case "cart_empty":
+          throw new HttpError(409, "CART_EMPTY", "the cart has no items");
+        case "cart_not_found":
+          throw new HttpError(404, "CART_NOT_FOUND", `cart ${request.params.id} not found`);
+        case "idempotency_key_reused":
+          throw new HttpError(422, "IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used for another cart");
+      }
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    "/orders/:id",
+    { schema: { params: uuidParams, response: { 200: orderSchema, 404: errorBodySchema } } },
+    async (request) => {
+      const order = await findOrder(deps.db, request.params.id);
+      if (!order) throw new HttpError(404, "NOT_FOUND", `order ${request.params.id} not found`);
+      return order;
+    },
+  );
+}

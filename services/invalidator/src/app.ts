@@ -1,0 +1,28 @@
+import { createServiceBase } from "@flashsale/http";
+import type { Logger } from "@flashsale/telemetry";
+import type { FastifyInstance } from "fastify";
+import type { Redis } from "ioredis";
+import type { Registry } from "prom-client";
+
+/** The invalidator's HTTP face: health, readiness and metrics only (design.md §1). */
+export async function buildInvalidatorApp(opts: {
+  redis: Redis;
+  logger: Logger;
+  metrics: Registry;
+  isConsuming: () => boolean;
+}): Promise<FastifyInstance> {
+  return createServiceBase({
+    title: "flashsale invalidator",
+    logger: opts.logger,
+    metrics: opts.metrics,
+    readiness: [
+      { name: "redis", check: async () => void (await opts.redis.ping()) },
+      {
+        name: "kafka",
+        check: async () => {
+          if (!opts.isConsuming()) throw new Error("consumer not running");
+        },
+      },
+    ],
+  });
+}

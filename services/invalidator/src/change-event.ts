@@ -1,0 +1,66 @@
+/**
+ * Parsing of Debezium change events (JsonConverter, schemas.enable=false):
+ * key `{"id": 1}`, value `{before, after, source: {ts_ms, table, ...}, op, ts_ms}`.
+ * Anything we cannot interpret is a PoisonMessage: it goes to the dead-letter
+ * topic with the reason, and never stops the consumer.
+ */
+export interface ProductChange {
+  kind: "product";
+  id: number;
+  /** Version of the row after the change; for a delete, +infinity (no fill may ever pass). */
+  version: number;
+  op: "c" | "u" | "d" | "r";
+  /** When Postgres committed the change (source.ts_ms), for the lag metric. */
+  committedAtMs: number;
+}
+
+export type ChangeEvent = ProductChange | { kind: "tombstone" };
+
+export class PoisonMessage extends Error {}
+
+export const MAX_EVENT_BYTES = 1024 * 1024;
+export const DELETE_FENCE_VERSION = Number.MAX_SAFE_INTEGER;
+
+export function parseProductChange(key: Buffer | null, value: Buffer | null): ChangeEvent {
+  // Debezium follows a delete with a tombstone (null value) for log compaction.
+  if (value === null || value.length === 0) return { kind: "tombstone" };
+  if (value.length > MAX_EVENT_BYTES) throw new PoisonMessage(`event of ${value.length} bytes exceeds ${MAX_EVENT_BYTES}`);
+  const event = parseJson(value, "value");
+  const op = event.op;
+  if (op !== "c" && op !== "u" && op !== "d" && op !== "r") throw new PoisonMessage(`unknown op ${JSON.stringify(op)}`);
+  const source = asObject(event.source, "source");
+  if (source.table !== undefined && source.table !== "products") {
+    throw new PoisonMessage(`event for table ${JSON.stringify(source.table)} on the products topic`);
+  }
+  const committedAtMs = source.ts_ms;
+  if (typeof committedAtMs !== "number") throw new PoisonMessage("source.ts_ms missing");
+  const row = asObject(op === "d" ? event.before : event.after, op === "d" ? "before" : "after");
+  const keyId = key ? parseJson(key, "key").id : undefined;
+  const id = toId(row.id ?? keyId);
+  if (op === "d") return { kind: "product", id, version: DELETE_FENCE_VERSION, op, committedAtMs };
+  const version = row.version;
+  if (typeof version !== "number" || !Number.isSafeInteger(version) || version < 1) {
+    throw new PoisonMessage(`row version ${JSON.stringify(version)} is not a positive integer`);
+  }
+  return { kind: "product", id, version, op, committedAtMs };
+}
+
+function parseJson(buf: Buffer, what: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(buf.toString("utf8"));
+  } catch {
+    throw new PoisonMessage(`${what} is not JSON`);
+  }
+  return asObject(parsed, what);
+}
+
+function asObject(x: unknown, what: string): Record<string, unknown> {
+  if (typeof x !== "object" || x === null || Array.isArray(x)) throw new PoisonMessage(`${what} is not an object`);
+  return x as Record<string, unknown>;
+}
+
+function toId(x: unknown): number {
+  if (typeof x === "number" && Number.isSafeInteger(x) && x > 0) return x;
+  throw new PoisonMessage(`product id ${JSON.stringify(x)} is not a positive integer`);
+}
