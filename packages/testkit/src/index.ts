@@ -1,0 +1,72 @@
+/**
+ * Test-only helpers shared by the integration and e2e suites. They talk to the
+ * real stack started by infra/native (or docker-compose); nothing here is a mock.
+ */
+import { randomUUID } from "node:crypto";
+import { Redis } from "ioredis";
+import pg from "pg";
+
+export const TEST_ENV = {
+  databaseUrl: process.env.DATABASE_URL ?? "postgresql://flashsale:flashsale@127.0.0.1:5432/flashsale",
+  /** A scratch database for tests that create and drop schema (migrator tests). */
+  scratchDatabaseUrl: process.env.SCRATCH_DATABASE_URL ?? "postgresql://flashsale:flashsale@127.0.0.1:5432/flashsale_test",
+  redisUrl: process.env.REDIS_URL ?? "redis://127.0.0.1:6379",
+  kafkaBrokers: (process.env.KAFKA_BROKERS ?? "127.0.0.1:9092").split(","),
+};
+
+/** Polls `probe` until it returns a value other than undefined, or fails after `timeoutMs`. Never a fixed sleep. */
+export async function waitFor<T>(probe: () => Promise<T | undefined>, opts: { timeoutMs: number; intervalMs?: number; what: string }): Promise<T> {
+  const deadline = Date.now() + opts.timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${opts.timeoutMs} ms waiting for ${opts.what}`);
+    await new Promise((r) => setTimeout(r, opts.intervalMs ?? 5));
+  }
+}
+
+export function pgPool(url = TEST_ENV.databaseUrl, max = 10): pg.Pool {
+  return new pg.Pool({ connectionString: url, max, connectionTimeoutMillis: 5_000, statement_timeout: 10_000 });
+}
+
+export function redisClient(url = TEST_ENV.redisUrl): Redis {
+  return new Redis(url, { commandTimeout: 2_000, connectTimeout: 2_000, lazyConnect: false });
+}
+
+/** A unique prefix per test run, so suites never see each other's rows. */
+export function runId(): string {
+  return randomUUID().slice(0, 8);
+}
+
+export interface TestProduct {
+  id: number;
+  sku: string;
+}
+
+/** Inserts products (with stock) directly in SQL, returns their ids. */
+export async function insertProducts(
+  pool: pg.Pool,
+  rows: Array<{ sku: string; listPriceCents: number; stock: number; sale?: { priceCents: number; startsAt: Date; endsAt: Date } }>,
+): Promise<TestProduct[]> {
+  const out: TestProduct[] = [];
+  for (const r of rows) {
+    const { rows: inserted } = await pool.query<{ id: string }>(
+      `WITH p AS (
+         INSERT INTO products (sku, name, list_price_cents, sale_price_cents, sale_starts_at, sale_ends_at)
+         VALUES ($1, $1, $2, $3, $4, $5) RETURNING id
+       ), i AS (INSERT INTO inventory (product_id, available) SELECT id, $6 FROM p)
+       SELECT id FROM p`,
+      [r.sku, r.listPriceCents, r.sale?.priceCents ?? null, r.sale?.startsAt ?? null, r.sale?.endsAt ?? null, r.stock],
+    );
+    out.push({ id: Number(inserted[0]?.id), sku: r.sku });
+  }
+  return out;
+}
+
+/** p-th percentile (0..100) of a list of numbers, nearest-rank. */
+export function percentile(values: number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[rank] as number;
+}

@@ -1,0 +1,39 @@
+import { describe, expect, it } from "vitest";
+import { DELETE_FENCE_VERSION, PoisonMessage, parseProductChange } from "./change-event.ts";
+
+const buf = (x: unknown) => Buffer.from(JSON.stringify(x));
+const source = { table: "products", ts_ms: 1_700_000_000_000 };
+
+describe("parseProductChange", () => {
+  it("reads id, new version and commit time of an update", () => {
+    const e = parseProductChange(buf({ id: 7 }), buf({ before: null, after: { id: 7, version: 12 }, source, op: "u" }));
+    expect(e).toEqual({ kind: "product", id: 7, version: 12, op: "u", committedAtMs: source.ts_ms });
+  });
+
+  it("fences a delete forever (no fill may pass)", () => {
+    const e = parseProductChange(buf({ id: 7 }), buf({ before: { id: 7, version: 3 }, after: null, source, op: "d" }));
+    expect(e).toMatchObject({ kind: "product", id: 7, version: DELETE_FENCE_VERSION });
+  });
+
+  it("takes the id from the key when the delete's before image has only the key (default replica identity)", () => {
+    const e = parseProductChange(buf({ id: 9 }), buf({ before: { id: null }, after: null, source, op: "d" }));
+    expect(e).toMatchObject({ id: 9 });
+  });
+
+  it("skips tombstones", () => {
+    expect(parseProductChange(buf({ id: 7 }), null)).toEqual({ kind: "tombstone" });
+  });
+
+  it.each([
+    ["not JSON", Buffer.from("{oops")],
+    ["unknown op", buf({ after: { id: 1, version: 1 }, source, op: "x" })],
+    ["other table", buf({ after: { id: 1, version: 1 }, source: { ...source, table: "orders" }, op: "u" })],
+    ["missing ts", buf({ after: { id: 1, version: 1 }, source: { table: "products" }, op: "u" })],
+    ["bad id", buf({ after: { id: "1; drop", version: 1 }, source, op: "u" })],
+    ["bad version", buf({ after: { id: 1, version: "9" }, source, op: "u" })],
+    ["array", buf([1, 2])],
+    ["huge", Buffer.alloc(2 * 1024 * 1024, 32)],
+  ])("rejects %s as poison", (_name, value) => {
+    expect(() => parseProductChange(null, value)).toThrow(PoisonMessage);
+  });
+});

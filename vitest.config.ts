@@ -1,0 +1,30 @@
+import { defineConfig } from "vitest/config";
+
+// unit: pure logic, no services needed.
+// integration: one package/service against the real Postgres + Redis (+ Kafka) of infra/native.
+// e2e: the whole pipeline, HTTP + raw SQL -> Debezium -> Kafka -> invalidator -> Redis.
+export default defineConfig({
+  test: {
+    projects: [
+      { test: { name: "unit", include: ["packages/*/src/**/*.test.ts", "services/*/src/**/*.test.ts"] } },
+      {
+        test: {
+          name: "integration",
+          include: ["packages/*/test/**/*.test.ts", "services/*/test/**/*.test.ts"],
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+          fileParallelism: false,
+        },
+      },
+      {
+        test: {
+          name: "e2e",
+          include: ["test/**/*.test.ts"],
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+          fileParallelism: false,
+        },
+      },
+    ],
+  },
+});
