@@ -10,6 +10,7 @@ export default defineConfig({
       {
         test: {
           name: "integration",
+          globalSetup: ["test/global-setup.ts"],
           include: ["packages/*/test/**/*.test.ts", "services/*/test/**/*.test.ts"],
           testTimeout: 60_000,
           hookTimeout: 60_000,
@@ -19,7 +20,8 @@ export default defineConfig({
       {
         test: {
           name: "e2e",
-          include: ["test/**/*.test.ts"],
+          globalSetup: ["test/global-setup.ts"],
+          include: ["test/**/*.e2e.test.ts"],
           testTimeout: 120_000,
           hookTimeout: 120_000,
           fileParallelism: false,

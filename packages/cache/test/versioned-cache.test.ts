@@ -1,8 +1,8 @@
 import { redisClient, waitFor } from "@flashsale/testkit";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { entityKeys } from "../src/keys.ts";
 import { invalidateEntity } from "../src/invalidate.ts";
+import { entityKeys } from "../src/keys.ts";
 import { type CacheEvent, VersionedCache } from "../src/versioned-cache.ts";
 
 // Real Redis. The loader stands in for the Postgres read so each race can be

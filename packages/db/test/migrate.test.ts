@@ -1,4 +1,4 @@
-import { TEST_ENV, pgPool } from "@flashsale/testkit";
+import { pgPool, TEST_ENV } from "@flashsale/testkit";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { migrate, readMigrations } from "../src/migrate.ts";
@@ -80,7 +80,11 @@ describe("schema behaviour", () => {
 
   it("rejects negative stock and half-defined sales", async () => {
     const { rows } = await pool.query(`INSERT INTO products (sku, name, list_price_cents) VALUES ('C-1', 'c', 100) RETURNING id`);
-    await expect(pool.query("INSERT INTO inventory (product_id, available) VALUES ($1, -1)", [rows[0].id])).rejects.toThrow(/inventory_available_nonneg/);
-    await expect(pool.query("UPDATE products SET sale_price_cents = 50 WHERE id = $1", [rows[0].id])).rejects.toThrow(/products_sale_complete/);
+    await expect(pool.query("INSERT INTO inventory (product_id, available) VALUES ($1, -1)", [rows[0].id])).rejects.toThrow(
+      /inventory_available_nonneg/,
+    );
+    await expect(pool.query("UPDATE products SET sale_price_cents = 50 WHERE id = $1", [rows[0].id])).rejects.toThrow(
+      /products_sale_complete/,
+    );
   });
 });

@@ -15,7 +15,10 @@ export const TEST_ENV = {
 };
 
 /** Polls `probe` until it returns a value other than undefined, or fails after `timeoutMs`. Never a fixed sleep. */
-export async function waitFor<T>(probe: () => Promise<T | undefined>, opts: { timeoutMs: number; intervalMs?: number; what: string }): Promise<T> {
+export async function waitFor<T>(
+  probe: () => Promise<T | undefined>,
+  opts: { timeoutMs: number; intervalMs?: number; what: string },
+): Promise<T> {
   const deadline = Date.now() + opts.timeoutMs;
   for (;;) {
     const value = await probe();
@@ -69,4 +72,10 @@ export function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
   return sorted[rank] as number;
+}
+
+export async function insertProduct(pool: pg.Pool, row: Parameters<typeof insertProducts>[1][number]): Promise<TestProduct> {
+  const [p] = await insertProducts(pool, [row]);
+  if (!p) throw new Error("insert returned no product");
+  return p;
 }

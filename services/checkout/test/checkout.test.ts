@@ -1,0 +1,170 @@
+import { createDb, type Db } from "@flashsale/db";
+import { createLogger, createMetricsRegistry } from "@flashsale/telemetry";
+import { insertProduct, pgPool, redisClient, runId, TEST_ENV, waitFor } from "@flashsale/testkit";
+import type { FastifyInstance } from "fastify";
+import type { Redis } from "ioredis";
+import type pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildCheckoutApp } from "../src/app.ts";
+
+const run = runId();
+let pool: pg.Pool;
+let db: Db;
+let redis: Redis;
+let app: FastifyInstance;
+
+beforeAll(async () => {
+  pool = pgPool();
+  db = createDb({ url: TEST_ENV.databaseUrl, poolMax: 10 });
+  redis = redisClient();
+  app = await buildCheckoutApp({
+    db,
+    redis,
+    logger: createLogger("checkout-test", "silent"),
+    metrics: createMetricsRegistry("checkout-test"),
+  });
+});
+afterAll(async () => {
+  await app.close();
+  await Promise.all([pool.end(), db.$disconnect(), redis.quit()]);
+});
+
+async function cartWith(productId: number, quantity: number): Promise<string> {
+  const cart = await app.inject({ method: "POST", url: "/carts", payload: {} });
+  expect(cart.statusCode).toBe(201);
+  const id = cart.json().id as string;
+  const add = await app.inject({ method: "POST", url: `/carts/${id}/items`, payload: { productId, quantity } });
+  expect(add.statusCode).toBe(201);
+  return id;
+}
+
+const checkout = (cartId: string, key = `key-${runId()}-${Math.random()}`) =>
+  app.inject({ method: "POST", url: `/carts/${cartId}/checkout`, headers: { "idempotency-key": key } });
+
+async function dbState(productId: number) {
+  const stock = await pool.query("SELECT available FROM inventory WHERE product_id = $1", [productId]);
+  const orders = await pool.query(
+    "SELECT count(*)::int AS n, coalesce(sum(quantity), 0)::int AS units FROM order_items WHERE product_id = $1",
+    [productId],
+  );
+  return { available: stock.rows[0].available as number, orders: orders.rows[0].n as number, units: orders.rows[0].units as number };
+}
+
+describe("checkout", () => {
+  it("places an order at the DB price, decrements stock and consumes the cart", async () => {
+    const p = await insertProduct(pool, { sku: `CO-${run}-ok`, listPriceCents: 2500, stock: 10 });
+    const cartId = await cartWith(p.id, 3);
+    const res = await checkout(cartId);
+    expect(res.statusCode).toBe(201);
+    expect(res.json()).toMatchObject({ items: [{ productId: p.id, quantity: 3, unitPriceCents: 2500 }], totalCents: 7500 });
+    expect(await dbState(p.id)).toEqual({ available: 7, orders: 1, units: 3 });
+    const order = await app.inject({ url: `/orders/${res.json().id}` });
+    expect(order.json()).toMatchObject({ totalCents: 7500, items: [{ unitPriceCents: 2500 }] });
+    expect((await checkout(cartId)).json().error).toBe("CART_EMPTY");
+  });
+
+  it("answers 409 PRICE_CHANGED for a price changed by raw SQL, writes nothing, and charges the new price once re-confirmed", async () => {
+    const p = await insertProduct(pool, { sku: `CO-${run}-price`, listPriceCents: 1000, stock: 5 });
+    const cartId = await cartWith(p.id, 1);
+    await pool.query("UPDATE products SET list_price_cents = 1200 WHERE id = $1", [p.id]);
+    const key = `stale-${run}`;
+    const res = await checkout(cartId, key);
+    expect(res.statusCode).toBe(409);
+    expect(res.json()).toMatchObject({
+      error: "PRICE_CHANGED",
+      items: [{ productId: p.id, seenPriceCents: 1000, currentPriceCents: 1200 }],
+    });
+    expect(await dbState(p.id)).toEqual({ available: 5, orders: 0, units: 0 });
+    expect((await pool.query("SELECT 1 FROM idempotency_keys WHERE key = $1", [key])).rowCount).toBe(0);
+    const cart = (await app.inject({ url: `/carts/${cartId}` })).json();
+    expect(cart.items[0]).toMatchObject({ priceCentsSeen: 1000, currentPriceCents: 1200, priceChanged: true });
+
+    // Re-confirm by re-adding the line at the price now shown; the same key may be retried.
+    await app.inject({ method: "POST", url: `/carts/${cartId}/items`, payload: { productId: p.id, quantity: 1 } });
+    const retried = await checkout(cartId, key);
+    expect(retried.statusCode).toBe(201);
+    expect(retried.json().items[0].unitPriceCents).toBe(1200);
+  });
+
+  it("answers 409 PRICE_CHANGED when the sale window closed after add-to-cart (no write happened)", async () => {
+    const endsAt = new Date(Date.now() + 1_000);
+    const p = await insertProduct(pool, {
+      sku: `CO-${run}-sale`,
+      listPriceCents: 1000,
+      stock: 5,
+      sale: { priceCents: 500, startsAt: new Date(Date.now() - 60_000), endsAt },
+    });
+    const cartId = await cartWith(p.id, 1);
+    expect((await app.inject({ url: `/carts/${cartId}` })).json().items[0].priceCentsSeen).toBe(500);
+    await waitFor(async () => ((await pool.query("SELECT now() >= $1 AS past", [endsAt])).rows[0].past ? true : undefined), {
+      timeoutMs: 5_000,
+      intervalMs: 20,
+      what: "the sale to end",
+    });
+    const res = await checkout(cartId);
+    expect(res.statusCode).toBe(409);
+    expect(res.json()).toMatchObject({ error: "PRICE_CHANGED", items: [{ seenPriceCents: 500, currentPriceCents: 1000 }] });
+    expect(await dbState(p.id)).toEqual({ available: 5, orders: 0, units: 0 });
+  });
+
+  it("sells the last unit exactly once to two concurrent buyers", async () => {
+    const p = await insertProduct(pool, { sku: `CO-${run}-last`, listPriceCents: 100, stock: 1 });
+    const carts = await Promise.all([cartWith(p.id, 1), cartWith(p.id, 1)]);
+    const results = await Promise.all(carts.map((c) => checkout(c)));
+    expect(results.map((r) => r.statusCode).sort()).toEqual([201, 409]);
+    expect(results.find((r) => r.statusCode === 409)?.json().error).toBe("OUT_OF_STOCK");
+    expect(await dbState(p.id)).toEqual({ available: 0, orders: 1, units: 1 });
+  });
+
+  it("never oversells under a rush: 60 buyers, stock 20", async () => {
+    const p = await insertProduct(pool, { sku: `CO-${run}-rush`, listPriceCents: 100, stock: 20 });
+    const carts = await Promise.all(Array.from({ length: 60 }, () => cartWith(p.id, 1)));
+    const results = await Promise.all(carts.map((c) => checkout(c)));
+    const codes = results.map((r) => (r.statusCode === 201 ? "ok" : r.json().error));
+    expect(codes.filter((c) => c === "ok")).toHaveLength(20);
+    expect(codes.filter((c) => c !== "ok").every((c) => c === "OUT_OF_STOCK")).toBe(true);
+    expect(await dbState(p.id)).toEqual({ available: 0, orders: 20, units: 20 });
+  });
+
+  it("turns 20 concurrent requests with one Idempotency-Key into one order", async () => {
+    const p = await insertProduct(pool, { sku: `CO-${run}-idem`, listPriceCents: 300, stock: 50 });
+    const cartId = await cartWith(p.id, 2);
+    const key = `idem-${run}`;
+    const results = await Promise.all(Array.from({ length: 20 }, () => checkout(cartId, key)));
+    expect(results.every((r) => r.statusCode === 201)).toBe(true);
+    expect(new Set(results.map((r) => r.json().id)).size).toBe(1);
+    expect(await dbState(p.id)).toEqual({ available: 48, orders: 1, units: 2 });
+    const other = await cartWith(p.id, 1);
+    expect((await checkout(other, key)).json().error).toBe("IDEMPOTENCY_KEY_REUSED");
+  });
+
+  it("rejects bad input with 4xx codes, never 500", async () => {
+    const p = await insertProduct(pool, { sku: `CO-${run}-input`, listPriceCents: 100, stock: 1 });
+    const cartId = (await app.inject({ method: "POST", url: "/carts", payload: {} })).json().id;
+    const cases: Array<[string, string, unknown, number, string]> = [
+      ["POST", `/carts/${cartId}/items`, { productId: p.id, quantity: 0 }, 400, "VALIDATION_FAILED"],
+      ["POST", `/carts/${cartId}/items`, { productId: p.id, quantity: -3 }, 400, "VALIDATION_FAILED"],
+      ["POST", `/carts/${cartId}/items`, { productId: p.id, quantity: 1e9 }, 400, "VALIDATION_FAILED"],
+      ["POST", `/carts/${cartId}/items`, { productId: 999999999999, quantity: 1 }, 404, "PRODUCT_NOT_FOUND"],
+      ["POST", "/carts/not-a-uuid/items", { productId: p.id, quantity: 1 }, 400, "VALIDATION_FAILED"],
+      ["POST", "/carts/00000000-0000-4000-8000-000000000000/items", { productId: p.id, quantity: 1 }, 404, "CART_NOT_FOUND"],
+      ["GET", "/carts/00000000-0000-4000-8000-000000000000", undefined, 404, "CART_NOT_FOUND"],
+      ["GET", "/orders/nope", undefined, 400, "VALIDATION_FAILED"],
+    ];
+    for (const [method, url, payload, status, code] of cases) {
+      const res = await app.inject({ method: method as "GET" | "POST", url, ...(payload ? { payload: payload as object } : {}) });
+      expect([res.statusCode, res.json().error], `${method} ${url} ${JSON.stringify(payload)}`).toEqual([status, code]);
+    }
+    const noKey = await app.inject({ method: "POST", url: `/carts/${cartId}/checkout` });
+    expect([noKey.statusCode, noKey.json().error]).toEqual([400, "IDEMPOTENCY_KEY_REQUIRED"]);
+    const huge = await app.inject({
+      method: "POST",
+      url: "/carts",
+      headers: { "content-type": "application/json" },
+      payload: `{"userId":"${"x".repeat(100_000)}"}`,
+    });
+    expect([huge.statusCode, huge.json().error]).toEqual([413, "PAYLOAD_TOO_LARGE"]);
+    const broken = await app.inject({ method: "POST", url: "/carts", headers: { "content-type": "application/json" }, payload: "{" });
+    expect([broken.statusCode, broken.json().error]).toEqual([400, "INVALID_BODY"]);
+  });
+});
