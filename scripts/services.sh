@@ -1,0 +1,59 @@
+# shellcheck shell=bash
+# Start/stop the three flashsale services as background processes (pid files and
+# logs under .state/, like infra/native). Sourced by scripts/up and scripts/down.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SERVICES=(invalidator catalog checkout)
+declare -A SERVICE_PORT=([catalog]=3001 [checkout]=3002 [invalidator]=3003)
+SVC_PID_DIR="$ROOT/.state/pids"
+SVC_LOG_DIR="$ROOT/.state/logs"
+SERVICE_READY_TIMEOUT=${SERVICE_READY_TIMEOUT:-60}
+
+svc_pid() { # prints the pid if our process for $1 is alive
+  local f="$SVC_PID_DIR/$1.pid" pid
+  [ -f "$f" ] || return 1
+  pid=$(cat "$f")
+  kill -0 "$pid" 2>/dev/null && grep -q "services/$1/src/main.ts" "/proc/$pid/cmdline" 2>/dev/null && echo "$pid"
+}
+
+svc_start() {
+  local s=$1 port=${SERVICE_PORT[$1]} pid t0
+  mkdir -p "$SVC_PID_DIR" "$SVC_LOG_DIR"
+  if pid=$(svc_pid "$s"); then
+    echo "[services] $s already running (pid $pid)"
+    return 0
+  fi
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "[services] ERROR: port $port for $s is in use by another program" >&2
+    return 1
+  fi
+  t0=$(date +%s%3N)
+  (cd "$ROOT" && exec setsid node --import tsx "services/$s/src/main.ts" >>"$SVC_LOG_DIR/$s.log" 2>&1) &
+  echo $! >"$SVC_PID_DIR/$s.pid"
+  local deadline=$(($(date +%s) + SERVICE_READY_TIMEOUT))
+  until curl -fsS -m 1 "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; do
+    if ! svc_pid "$s" >/dev/null; then
+      tail -n 30 "$SVC_LOG_DIR/$s.log" >&2
+      echo "[services] ERROR: $s exited during start-up (log: .state/logs/$s.log)" >&2
+      return 1
+    fi
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      tail -n 30 "$SVC_LOG_DIR/$s.log" >&2
+      echo "[services] ERROR: $s not ready after ${SERVICE_READY_TIMEOUT}s (log: .state/logs/$s.log)" >&2
+      return 1
+    fi
+    sleep 0.2
+  done
+  echo "[services] $s ready on http://127.0.0.1:$port in $(($(date +%s%3N) - t0)) ms"
+}
+
+svc_stop() {
+  local s=$1 pid i
+  pid=$(svc_pid "$s") || { rm -f "$SVC_PID_DIR/$s.pid"; return 0; }
+  echo "[services] stopping $s (pid $pid)"
+  kill -TERM "$pid" 2>/dev/null || true
+  for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+  rm -f "$SVC_PID_DIR/$s.pid"
+}
