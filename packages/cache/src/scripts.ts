@@ -35,11 +35,20 @@ return 1
 
 /**
  * KEYS: value, lease, fence. ARGV: changeVersion, fenceTtlMs.
- * Invalidate = delete, never update. The fence only moves up, so a replayed
- * (older) change event cannot lower it. Idempotent.
+ * Invalidate = delete, never update. The value is deleted unless it provably
+ * already contains this change (its row version >= the change's version: versions
+ * only grow), which keeps replayed or late events (e.g. a row's insert arriving
+ * after its first fill) from evicting fresh entries. An unreadable value is deleted.
+ * The fence only moves up, so an older event cannot lower it. Idempotent.
  */
 export const INVALIDATE = `
-redis.call('DEL', KEYS[1], KEYS[2])
+local v = redis.call('GET', KEYS[1])
+if v then
+  local ok, env = pcall(cjson.decode, v)
+  local cached = ok and type(env) == 'table' and tonumber(env.version) or nil
+  if (not cached) or cached < tonumber(ARGV[1]) then redis.call('DEL', KEYS[1]) end
+end
+redis.call('DEL', KEYS[2])
 local fence = redis.call('GET', KEYS[3])
 if (not fence) or tonumber(fence) < tonumber(ARGV[1]) then
   redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[2])

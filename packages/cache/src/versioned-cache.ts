@@ -50,7 +50,9 @@ export interface VersionedCacheOptions<T> {
   now?: () => number;
 }
 
+/** What is stored in Redis. `version` sits at the top level for the INVALIDATE script. */
 interface Envelope<T> {
+  version: number;
   storedAt: number;
   value: T;
 }
@@ -128,17 +130,10 @@ export class VersionedCache<T> {
       await this.redis.fsReleaseLease(k.lease, token).catch(() => {});
       return { value, source: "MISS", ageMs: 0 };
     }
-    const envelope: Envelope<T> = { storedAt: startedAt, value };
+    const version = this.opts.versionOf(value);
+    const envelope: Envelope<T> = { version, storedAt: startedAt, value };
     try {
-      const filled = await this.redis.fsFill(
-        k.value,
-        k.lease,
-        k.fence,
-        token,
-        String(this.opts.versionOf(value)),
-        JSON.stringify(envelope),
-        String(ttlMs),
-      );
+      const filled = await this.redis.fsFill(k.value, k.lease, k.fence, token, String(version), JSON.stringify(envelope), String(ttlMs));
       this.emit(filled === 1 ? "fill" : "fill_refused");
     } catch {
       // The value we read is still the DB's answer; only the fill failed.

@@ -131,6 +131,21 @@ describe("VersionedCache", () => {
     expect(events).toEqual(["miss", "fill_refused"]);
   });
 
+  it("keeps a cached value that already contains the change (late or replayed events), evicts an older one", async () => {
+    const id = nextId++;
+    const cache = newCache();
+    await cache.get(id, async () => ({ id, version: 3, price: 300, validUntil: null }));
+    const key = entityKeys(SCHEMA, "product", id).value;
+    await invalidate(id, 2); // e.g. replay after a restart
+    await invalidate(id, 3); // e.g. the event of the very write we already read
+    expect(await admin.exists(key)).toBe(1);
+    await invalidate(id, 4);
+    expect(await admin.exists(key)).toBe(0);
+    expect(await admin.get(entityKeys(SCHEMA, "product", id).fence)).toBe("4");
+    await invalidate(id, 1); // the fence never moves down
+    expect(await admin.get(entityKeys(SCHEMA, "product", id).fence)).toBe("4");
+  });
+
   it("coalesces concurrent misses in one process into one load", async () => {
     const id = nextId++;
     const cache = newCache();

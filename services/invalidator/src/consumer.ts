@@ -14,6 +14,13 @@ export interface InvalidatorOptions {
   topicPrefix: string;
   schemaVersion: number;
   fenceTtlMs: number;
+  /** Partitions for topics we create when absent (matches the connector's topic.creation.default.partitions). */
+  topicPartitions?: number;
+  /**
+   * Where a group with no committed offsets starts. "earliest" (default) so that no
+   * change is missed on a first deployment; tests use "latest" to skip old history.
+   */
+  newGroupStartsAt?: "earliest" | "latest";
 }
 
 export interface RunningInvalidator {
@@ -54,10 +61,10 @@ export async function startInvalidator(opts: InvalidatorOptions): Promise<Runnin
     });
   }
 
+  await ensureTopics(opts.kafka, [topic, dlqTopic], opts.topicPartitions ?? 3);
   await producer.connect();
   await consumer.connect();
-  // A brand-new group starts at the beginning so no change made before its first run is missed.
-  await consumer.subscribe({ topic, fromBeginning: true });
+  await consumer.subscribe({ topic, fromBeginning: (opts.newGroupStartsAt ?? "earliest") === "earliest" });
 
   const handle = async ({ message, heartbeat, partition }: EachMessagePayload): Promise<void> => {
     let change: ReturnType<typeof parseProductChange>;
@@ -119,6 +126,25 @@ export async function startInvalidator(opts: InvalidatorOptions): Promise<Runnin
       await producer.disconnect();
     },
   };
+}
+
+/**
+ * Debezium creates its topic on the first change, which on a fresh stack may come
+ * after we start: create it (and the dead-letter topic) up front so subscribing
+ * never fails. A no-op when they exist.
+ */
+async function ensureTopics(kafka: Kafka, topics: string[], numPartitions: number): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const existing = new Set(await admin.listTopics());
+    const missing = topics.filter((t) => !existing.has(t));
+    if (missing.length > 0) {
+      await admin.createTopics({ waitForLeaders: true, topics: missing.map((topic) => ({ topic, numPartitions, replicationFactor: -1 })) });
+    }
+  } finally {
+    await admin.disconnect();
+  }
 }
 
 function createMetrics(registry: Registry) {
