@@ -64,12 +64,19 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 `;
 
+/** KEYS: lease. ARGV: leaseToken, leaseMs. 1 if the caller now holds the lease (early refresh). */
+export const TRY_LEASE = `
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+return 0
+`;
+
 /** The scripts as typed commands on a client (EVALSHA with automatic EVAL fallback). */
 export interface ScriptCommands {
   fsGetOrLease(value: string, lease: string, token: string, leaseMs: string): Promise<[1, string] | [2] | [3]>;
   fsFill(value: string, lease: string, fence: string, token: string, version: string, payload: string, ttlMs: string): Promise<0 | 1>;
   fsInvalidate(value: string, lease: string, fence: string, version: string, fenceTtlMs: string): Promise<1>;
   fsReleaseLease(lease: string, token: string): Promise<0 | 1>;
+  fsTryLease(lease: string, token: string, leaseMs: string): Promise<0 | 1>;
 }
 
 /** Registers the scripts on an ioredis client once; safe to call repeatedly. */
@@ -80,6 +87,7 @@ export function withScripts<R extends import("ioredis").Redis>(redis: R): R & Sc
     redis.defineCommand("fsFill", { numberOfKeys: 3, lua: FILL });
     redis.defineCommand("fsInvalidate", { numberOfKeys: 3, lua: INVALIDATE });
     redis.defineCommand("fsReleaseLease", { numberOfKeys: 1, lua: RELEASE_LEASE });
+    redis.defineCommand("fsTryLease", { numberOfKeys: 1, lua: TRY_LEASE });
   }
   return r as R & ScriptCommands;
 }

@@ -25,6 +25,17 @@ export const catalogSchema = z.object({
   ADMIN_TOKEN: z.string().min(16, "ADMIN_TOKEN must be at least 16 characters").default("dev-admin-token-change-me"),
   CACHE_TTL_SECONDS: z.coerce.number().int().min(1).default(86_400),
   CACHE_LEASE_MS: ms.default(2_000),
+  CACHE_L1_ENABLED: z
+    .enum(["true", "false"])
+    .default("true")
+    .transform((v) => v === "true"),
+  CACHE_L1_TTL_MS: ms.default(5_000),
+  CACHE_L1_MAX_ENTRIES: z.coerce.number().int().min(1).default(10_000),
+  /** "plain" turns the stampede protection off; only for the stampede benchmark's baseline. */
+  CACHE_MODE: z.enum(["protocol", "plain"]).default("protocol"),
+  /** Concurrent Postgres reads allowed outside the lease protocol (Redis down), and their queue. */
+  DB_FALLBACK_CONCURRENCY: z.coerce.number().int().min(1).default(8),
+  DB_FALLBACK_QUEUE: z.coerce.number().int().min(0).default(256),
 });
 
 export const checkoutSchema = z.object({

@@ -7,6 +7,9 @@ export class HttpError extends Error {
     readonly code: string,
     message: string,
     readonly details: Record<string, unknown> = {},
+    readonly headers: Record<string, string> = {},
+    /** The underlying failure, logged for 5xx answers. */
+    override readonly cause?: unknown,
   ) {
     super(message);
   }
@@ -32,7 +35,11 @@ const FASTIFY_CODES: Record<string, string> = {
 export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError | HttpError, request, reply) => {
     if (err instanceof HttpError) {
-      return reply.status(err.statusCode).send({ error: err.code, message: err.message, ...err.details });
+      if (err.statusCode >= 500) request.log.warn({ err: err.cause ?? err, code: err.code }, "request failed");
+      return reply
+        .status(err.statusCode)
+        .headers(err.headers)
+        .send({ error: err.code, message: err.message, ...err.details });
     }
     if (err.validation) {
       return reply.status(400).send({ error: "VALIDATION_FAILED", message: err.message });

@@ -6,6 +6,8 @@ import { installErrorHandling } from "./errors.ts";
 export interface ReadinessCheck {
   name: string;
   check(): Promise<void>;
+  /** false: reported, but the service still answers without it (degraded, e.g. cache bypass). */
+  required?: boolean;
 }
 
 export interface ServiceBaseOptions {
@@ -40,14 +42,20 @@ export async function createServiceBase(opts: ServiceBaseOptions): Promise<Fasti
       opts.readiness.map(async (r) => {
         try {
           await withTimeout(r.check(), READINESS_TIMEOUT_MS, `${r.name} readiness`);
-          return [r.name, "ok"] as const;
+          return [r.name, "ok", r.required !== false] as const;
         } catch (err) {
-          return [r.name, (err as Error).message] as const;
+          return [r.name, (err as Error).message, r.required !== false] as const;
         }
       }),
     );
-    const ready = results.every(([, s]) => s === "ok");
-    return reply.status(ready ? 200 : 503).send({ status: ready ? "ready" : "not_ready", checks: Object.fromEntries(results) });
+    const ready = results.every(([, s, required]) => s === "ok" || !required);
+    const degraded = results.some(([, s]) => s !== "ok");
+    return reply
+      .status(ready ? 200 : 503)
+      .send({
+        status: ready ? (degraded ? "degraded" : "ready") : "not_ready",
+        checks: Object.fromEntries(results.map(([n, s]) => [n, s])),
+      });
   });
   app.get("/metrics", { schema: { hide: true } }, async (_req, reply) => {
     reply.header("content-type", opts.metrics.contentType);

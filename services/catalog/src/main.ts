@@ -1,3 +1,4 @@
+import { KEY_PREFIX, L1Invalidations } from "@flashsale/cache";
 import { catalogSchema, loadConfig } from "@flashsale/config";
 import { createDb } from "@flashsale/db";
 import { closeGracefully } from "@flashsale/http";
@@ -17,13 +18,28 @@ const redis = new Redis(config.REDIS_URL, {
 });
 redis.on("error", (err) => logger.warn({ err: err.message }, "redis error"));
 
+// L1 is only as good as its invalidation channel: it switches itself off while that is down.
+const invalidations = config.CACHE_L1_ENABLED
+  ? new L1Invalidations(redis, `${KEY_PREFIX}v${config.CACHE_SCHEMA_VERSION}:`, (err) =>
+      logger.warn({ err: err.message }, "L1 invalidation channel"),
+    )
+  : null;
+await invalidations?.start();
+
 const app = await buildCatalogApp({
   db,
   redis,
   logger,
   metrics: createMetricsRegistry("catalog"),
   adminToken: config.ADMIN_TOKEN,
-  cache: { schemaVersion: config.CACHE_SCHEMA_VERSION, ttlSeconds: config.CACHE_TTL_SECONDS, leaseMs: config.CACHE_LEASE_MS },
+  cache: {
+    schemaVersion: config.CACHE_SCHEMA_VERSION,
+    ttlSeconds: config.CACHE_TTL_SECONDS,
+    leaseMs: config.CACHE_LEASE_MS,
+    plainMode: config.CACHE_MODE === "plain",
+    fallbackReads: { limit: config.DB_FALLBACK_CONCURRENCY, queue: config.DB_FALLBACK_QUEUE },
+    ...(invalidations ? { l1: { invalidations, ttlMs: config.CACHE_L1_TTL_MS, maxEntries: config.CACHE_L1_MAX_ENTRIES } } : {}),
+  },
 });
-closeGracefully(app, [() => redis.quit(), () => db.$disconnect()]);
+closeGracefully(app, [async () => invalidations?.stop(), () => redis.quit(), () => db.$disconnect()]);
 await app.listen({ host: config.HOST, port: config.PORT });

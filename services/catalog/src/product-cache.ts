@@ -1,4 +1,4 @@
-import { type CacheEvent, VersionedCache } from "@flashsale/cache";
+import { type CacheEvent, type L1Invalidations, VersionedCache } from "@flashsale/cache";
 import type { Product } from "@flashsale/db";
 import type { Redis } from "ioredis";
 import { isProduct } from "./product-schema.ts";
@@ -8,6 +8,10 @@ export interface ProductCacheOptions {
   schemaVersion: number;
   ttlSeconds: number;
   leaseMs: number;
+  /** Present = L1 on, kept coherent through this channel. */
+  l1?: { invalidations: L1Invalidations; ttlMs: number; maxEntries: number };
+  plainMode?: boolean;
+  fallbackReads?: { limit: number; queue: number };
   onEvent?(event: CacheEvent): void;
 }
 
@@ -22,6 +26,9 @@ export function createProductCache(opts: ProductCacheOptions): VersionedCache<Pr
     versionOf: (p) => p.version,
     validUntilMs: (p) => (p.validUntil ? Date.parse(p.validUntil) : null),
     isValid: isProduct,
+    stampedeProtection: !opts.plainMode,
+    ...(opts.l1 ? { l1: opts.l1 } : {}),
+    ...(opts.fallbackReads ? { fallbackReads: opts.fallbackReads } : {}),
     ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
   });
 }

@@ -1,10 +1,30 @@
 import { findProduct, listProducts, type Product } from "@flashsale/db";
 import { errorBodySchema, HttpError } from "@flashsale/http";
+import { isBulkheadRejectedError } from "cockatiel";
 import type { FastifyInstance } from "fastify";
 import type { CatalogDeps } from "../app.ts";
 import { productIdParams, productSchema } from "../product-schema.ts";
 
 const MAX_PAGE = 100;
+
+/** Cache read with its failure modes mapped to 503s that tell clients to retry, never a 500. */
+async function readThroughCache(deps: CatalogDeps, id: number) {
+  try {
+    return await deps.cache.get(id, () => findProduct(deps.db, id));
+  } catch (err) {
+    if (isBulkheadRejectedError(err)) {
+      throw new HttpError(503, "OVERLOADED", "too many uncached reads in flight; retry shortly", {}, { "retry-after": "1" });
+    }
+    throw new HttpError(
+      503,
+      "DB_UNAVAILABLE",
+      "the catalog database is unavailable and no cached copy can be served",
+      {},
+      { "retry-after": "1" },
+      err,
+    );
+  }
+}
 
 /** Public reads. `GET /products/:id` is cache-aside; listing reads Postgres directly. */
 export async function productRoutes(app: FastifyInstance, deps: CatalogDeps): Promise<void> {
@@ -13,7 +33,7 @@ export async function productRoutes(app: FastifyInstance, deps: CatalogDeps): Pr
     { schema: { params: productIdParams, response: { 200: productSchema, 404: errorBodySchema } } },
     async (request, reply) => {
       const id = Number(request.params.id);
-      const read = await deps.cache.get(id, () => findProduct(deps.db, id));
+      const read = await readThroughCache(deps, id);
       reply.header("x-cache", read.source);
       if (!read.value) throw new HttpError(404, "NOT_FOUND", `product ${id} not found`);
       reply.header("age", String(Math.floor(read.ageMs / 1000)));
