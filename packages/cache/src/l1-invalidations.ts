@@ -30,12 +30,20 @@ export class L1Invalidations {
     private readonly onError: (err: Error) => void = () => {},
   ) {
     // Our own connection: subscribe mode blocks other commands, and we re-subscribe ourselves.
-    this.conn = redis.duplicate({ autoResubscribe: false, enableOfflineQueue: true, maxRetriesPerRequest: null, lazyConnect: true });
+    // RESP2 on purpose: ioredis (v6, RESP3 by default) drops RESP3 `invalidate` pushes, while
+    // in RESP2 Redis delivers them as ordinary pub/sub messages to the redirect target.
+    this.conn = redis.duplicate({
+      protocol: 2,
+      autoResubscribe: false,
+      enableOfflineQueue: true,
+      maxRetriesPerRequest: null,
+      lazyConnect: true,
+    });
     this.conn.on("ready", () => void this.establish());
     for (const ev of ["close", "end", "reconnecting"]) this.conn.on(ev, () => this.setUp(false));
     this.conn.on("error", (err: Error) => this.onError(err));
-    this.conn.on("message", (channel: string, message: unknown) => {
-      if (channel === CHANNEL) this.onMessage(message);
+    this.conn.on("messageBuffer", (channel: Buffer, message: unknown) => {
+      if (channel.toString() === CHANNEL) this.onMessage(message);
     });
   }
 

@@ -50,12 +50,10 @@ export async function createServiceBase(opts: ServiceBaseOptions): Promise<Fasti
     );
     const ready = results.every(([, s, required]) => s === "ok" || !required);
     const degraded = results.some(([, s]) => s !== "ok");
-    return reply
-      .status(ready ? 200 : 503)
-      .send({
-        status: ready ? (degraded ? "degraded" : "ready") : "not_ready",
-        checks: Object.fromEntries(results.map(([n, s]) => [n, s])),
-      });
+    return reply.status(ready ? 200 : 503).send({
+      status: ready ? (degraded ? "degraded" : "ready") : "not_ready",
+      checks: Object.fromEntries(results.map(([n, s]) => [n, s])),
+    });
   });
   app.get("/metrics", { schema: { hide: true } }, async (_req, reply) => {
     reply.header("content-type", opts.metrics.contentType);

@@ -33,7 +33,9 @@ export function pgPool(url = TEST_ENV.databaseUrl, max = 10): pg.Pool {
 }
 
 export function redisClient(url = TEST_ENV.redisUrl): Redis {
-  return new Redis(url, { commandTimeout: 2_000, connectTimeout: 2_000, lazyConnect: false });
+  const r = new Redis(url, { commandTimeout: 2_000, connectTimeout: 2_000, lazyConnect: false });
+  r.on("error", () => {}); // tests that kill Redis assert on outcomes, not on log noise
+  return r;
 }
 
 /** A unique prefix per test run, so suites never see each other's rows. */
@@ -78,4 +80,47 @@ export async function insertProduct(pool: pg.Pool, row: Parameters<typeof insert
   const [p] = await insertProducts(pool, [row]);
   if (!p) throw new Error("insert returned no product");
   return p;
+}
+
+/**
+ * A private, real redis-server on its own port (no persistence), for tests that
+ * kill and restart Redis without disturbing the shared stack.
+ */
+export class PrivateRedis {
+  private proc: import("node:child_process").ChildProcess | null = null;
+  constructor(readonly port: number) {}
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  async start(): Promise<void> {
+    const { spawn } = await import("node:child_process");
+    this.proc = spawn("redis-server", ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
+      stdio: "ignore",
+    });
+    const probe = new Redis(this.url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+    probe.on("error", () => {});
+    await waitFor(
+      async () => {
+        try {
+          await probe.connect();
+          return (await probe.ping()) === "PONG" ? true : undefined;
+        } catch {
+          return undefined;
+        }
+      },
+      { timeoutMs: 10_000, intervalMs: 20, what: `redis-server on ${this.port}` },
+    );
+    probe.disconnect();
+  }
+
+  /** kill -9: no goodbye to clients, like a crash. */
+  async kill(): Promise<void> {
+    const p = this.proc;
+    if (!p || p.exitCode !== null) return;
+    const exited = new Promise((r) => p.once("exit", r));
+    p.kill("SIGKILL");
+    await exited;
+  }
 }

@@ -1,0 +1,122 @@
+import { PrivateRedis, redisClient, waitFor } from "@flashsale/testkit";
+import type { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { invalidateEntity } from "../src/invalidate.ts";
+import { KEY_PREFIX } from "../src/keys.ts";
+import { L1Invalidations } from "../src/l1-invalidations.ts";
+import { type CacheEvent, VersionedCache } from "../src/versioned-cache.ts";
+
+// Real Redis server-assisted invalidation (CLIENT TRACKING, BCAST) feeding real L1s.
+interface Row {
+  id: number;
+  version: number;
+  validUntil: number | null;
+}
+const isRow = (x: unknown): x is Row => typeof x === "object" && x !== null && typeof (x as Row).version === "number";
+const SCHEMA = 800_000 + Math.floor(Math.random() * 99_999);
+const closers: Array<() => Promise<unknown>> = [];
+
+async function process_(redisUrl?: string, events?: CacheEvent[]) {
+  const redis = redisClient(redisUrl);
+  const invalidations = new L1Invalidations(redis, `${KEY_PREFIX}v${SCHEMA}:`);
+  await invalidations.start();
+  await waitFor(async () => (invalidations.isUp ? true : undefined), { timeoutMs: 5_000, what: "tracking channel" });
+  closers.push(
+    () => invalidations.stop(),
+    () => redis.quit(),
+  );
+  const cache = new VersionedCache<Row>({
+    redis,
+    entity: "product",
+    schemaVersion: SCHEMA,
+    ttlMs: 60_000,
+    leaseMs: 2_000,
+    versionOf: (r) => r.version,
+    validUntilMs: (r) => r.validUntil,
+    isValid: isRow,
+    l1: { invalidations, ttlMs: 60_000 },
+    ...(events ? { onEvent: (e: CacheEvent) => events.push(e) } : {}),
+  });
+  return { cache, invalidations, redis };
+}
+
+/** Reads until served from L1 (a fill's own SET notification evicts once, so it takes a couple of reads). */
+async function untilL1(cache: VersionedCache<Row>, id: number, row: () => Row): Promise<void> {
+  await waitFor(async () => ((await cache.get(id, async () => row())).source === "HIT-L1" ? true : undefined), {
+    timeoutMs: 5_000,
+    what: "an L1 hit",
+  });
+}
+
+let admin: Redis;
+beforeAll(() => {
+  admin = redisClient();
+});
+afterAll(async () => {
+  for (const c of closers.reverse()) await c().catch(() => {});
+  await admin.quit();
+});
+
+describe("L1 coherence", () => {
+  it("evicts the entry in every process's L1 when the invalidator evicts the key", async () => {
+    const id = 1;
+    const a = await process_();
+    const b = await process_();
+    let dbVersion = 1;
+    const row = () => ({ id, version: dbVersion, validUntil: null });
+    await untilL1(a.cache, id, row);
+    await untilL1(b.cache, id, row);
+
+    dbVersion = 2; // the row changed in Postgres; the invalidator evicts:
+    const evictedAt = performance.now();
+    await invalidateEntity(admin, { schemaVersion: SCHEMA, entity: "product", id, version: 2, fenceTtlMs: 60_000 });
+    for (const p of [a, b]) {
+      const read = await waitFor(
+        async () => {
+          const r = await p.cache.get(id, async () => row());
+          return r.value?.version === 2 ? r : undefined;
+        },
+        { timeoutMs: 1_000, intervalMs: 1, what: "L1 to drop version 1" },
+      );
+      expect(read.source).not.toBe("HIT-L1");
+    }
+    console.log(`L1s of 2 processes coherent ${(performance.now() - evictedAt).toFixed(1)} ms after the eviction`);
+  });
+
+  it("expires an L1 entry exactly at validUntil (a sale ending without a write)", async () => {
+    const id = 2;
+    const p = await process_();
+    const endsAt = Date.now() + 700;
+    const row = () => (Date.now() < endsAt ? { id, version: 1, validUntil: endsAt } : { id, version: 1, validUntil: null });
+    await untilL1(p.cache, id, row);
+    let sawOldAfterBoundary = false;
+    await waitFor(
+      async () => {
+        const r = await p.cache.get(id, async () => row());
+        const now = Date.now();
+        if (now >= endsAt && r.value?.validUntil === endsAt) sawOldAfterBoundary = true;
+        return r.value?.validUntil === null ? true : undefined;
+      },
+      { timeoutMs: 3_000, intervalMs: 5, what: "the post-sale value" },
+    );
+    expect(sawOldAfterBoundary).toBe(false);
+  });
+
+  it("switches L1 off while its invalidation channel is down, flushes it, and back on after reconnecting", async () => {
+    const redis = new PrivateRedis(16_400 + Math.floor(Math.random() * 500));
+    await redis.start();
+    closers.push(() => redis.kill());
+    const p = await process_(redis.url);
+    const row = () => ({ id: 3, version: 1, validUntil: null });
+    await untilL1(p.cache, 3, row);
+
+    await redis.kill();
+    await waitFor(async () => (p.invalidations.isUp ? undefined : true), { timeoutMs: 5_000, what: "channel down" });
+    const during = await p.cache.get(3, async () => row());
+    expect(during.source).toBe("BYPASS"); // not HIT-L1: an L1 that may have missed messages is not used
+
+    await redis.start();
+    await waitFor(async () => (p.invalidations.isUp ? true : undefined), { timeoutMs: 15_000, what: "channel back" });
+    await untilL1(p.cache, 3, row);
+  });
+});
