@@ -124,3 +124,55 @@ export class PrivateRedis {
     await exited;
   }
 }
+
+const REPO_ROOT = new URL("../../../", import.meta.url).pathname;
+
+export interface ServiceProcess {
+  url: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs a real service process (its main.ts, as scripts/up does) on `port` with extra
+ * environment, and waits for /readyz. For tests and benchmarks that need several
+ * processes (e.g. two catalog instances sharing Redis).
+ */
+export async function spawnService(name: "catalog" | "checkout" | "invalidator", port: number, env: Record<string, string>): Promise<ServiceProcess> {
+  const { spawn } = await import("node:child_process");
+  const proc = spawn(process.execPath, ["--import", "tsx", `services/${name}/src/main.ts`], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, LOG_LEVEL: "warn", ...env, PORT: String(port) },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(
+    async () => {
+      if (proc.exitCode !== null) throw new Error(`${name} exited with ${proc.exitCode}`);
+      try {
+        return (await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(500) })).ok ? true : undefined;
+      } catch {
+        return undefined;
+      }
+    },
+    { timeoutMs: 30_000, intervalMs: 100, what: `${name} on :${port}` },
+  );
+  return {
+    url,
+    async stop() {
+      if (proc.exitCode !== null) return;
+      const exited = new Promise((r) => proc.once("exit", r));
+      proc.kill("SIGTERM");
+      await exited;
+    },
+  };
+}
+
+/** Postgres executions of the catalog's product-by-id read (pg_stat_statements), to count DB reads. */
+export async function productReadCount(pool: pg.Pool): Promise<number> {
+  await pool.query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
+  const { rows } = await pool.query<{ calls: string }>(
+    `SELECT coalesce(sum(calls), 0) AS calls FROM pg_stat_statements
+     WHERE query LIKE '%product_next_price_boundary(p, now()) AS valid_until%' AND query LIKE '%WHERE p.id = $1%'`,
+  );
+  return Number(rows[0]?.calls ?? 0);
+}
