@@ -31,7 +31,10 @@ async function startBare(port: number) {
     stdio: ["ignore", "ignore", "inherit"],
   });
   const url = `http://127.0.0.1:${port}`;
-  await waitFor(async () => ((await fetch(`${url}/readyz`).catch(() => null))?.ok ? true : undefined), { timeoutMs: 30_000, what: "bare server" });
+  await waitFor(async () => ((await fetch(`${url}/readyz`).catch(() => null))?.ok ? true : undefined), {
+    timeoutMs: 30_000,
+    what: "bare server",
+  });
   return { url, stop: async () => void proc.kill("SIGTERM") };
 }
 
@@ -80,19 +83,42 @@ async function stampede(mode: "protocol" | "plain", port: number) {
   let invalidations = 0;
   const until = Date.now() + (SECONDS - 1.5) * 1000;
   while (Date.now() < until) {
-    const { rows } = await pool.query<{ version: string }>("UPDATE products SET list_price_cents = list_price_cents + 1 WHERE id = $1 RETURNING version", [product.id]);
-    await invalidateEntity(redis, { schemaVersion: s, entity: "product", id: product.id, version: Number(rows[0]?.version), fenceTtlMs: 60_000 });
+    const { rows } = await pool.query<{ version: string }>(
+      "UPDATE products SET list_price_cents = list_price_cents + 1 WHERE id = $1 RETURNING version",
+      [product.id],
+    );
+    await invalidateEntity(redis, {
+      schemaVersion: s,
+      entity: "product",
+      id: product.id,
+      version: Number(rows[0]?.version),
+      fenceTtlMs: 60_000,
+    });
     invalidations++;
     await new Promise((r) => setTimeout(r, 100));
   }
   const reads = (await productReadCount(pool)) - before;
   const result = await running;
   await svc.stop();
-  return { mode, invalidations, dbReads: reads, readsPerInvalidation: Math.round((reads / invalidations) * 10) / 10, reqPerSec: Math.round(result.requests.average), errors: result.errors + result.non2xx };
+  return {
+    mode,
+    invalidations,
+    dbReads: reads,
+    readsPerInvalidation: Math.round((reads / invalidations) * 10) / 10,
+    reqPerSec: Math.round(result.requests.average),
+    errors: result.errors + result.non2xx,
+  };
 }
 const stampedes = [await stampede("plain", 3193), await stampede("protocol", 3194)];
 
-const summary = { measuredAt: new Date().toISOString(), secondsPerRun: SECONDS, rounds: ROUNDS, connections: CONNECTIONS, tiers, stampedes };
+const summary = {
+  measuredAt: new Date().toISOString(),
+  secondsPerRun: SECONDS,
+  rounds: ROUNDS,
+  connections: CONNECTIONS,
+  tiers,
+  stampedes,
+};
 await writeFile(new URL("./results/cache-tiers.json", import.meta.url), `${JSON.stringify(summary, null, 2)}\n`);
 const md = [
   `# Cache tiers (${summary.measuredAt})`,

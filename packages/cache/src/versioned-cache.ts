@@ -139,8 +139,8 @@ export class VersionedCache<T> {
   /** Read through the tiers; concurrent calls for one id in this process share one promise. */
   get(id: string | number, load: () => Promise<T | null>): Promise<CacheRead<T>> {
     const k = this.keys(id);
-    const now = this.opts.now();
     if (this.l1?.isEnabled) {
+      const now = this.opts.now();
       const e = this.l1.get(k.value, now);
       if (e) {
         this.emit("l1_hit");

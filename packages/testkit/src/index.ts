@@ -137,7 +137,11 @@ export interface ServiceProcess {
  * environment, and waits for /readyz. For tests and benchmarks that need several
  * processes (e.g. two catalog instances sharing Redis).
  */
-export async function spawnService(name: "catalog" | "checkout" | "invalidator", port: number, env: Record<string, string>): Promise<ServiceProcess> {
+export async function spawnService(
+  name: "catalog" | "checkout" | "invalidator",
+  port: number,
+  env: Record<string, string>,
+): Promise<ServiceProcess> {
   const { spawn } = await import("node:child_process");
   const proc = spawn(process.execPath, ["--import", "tsx", `services/${name}/src/main.ts`], {
     cwd: REPO_ROOT,

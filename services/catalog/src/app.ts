@@ -40,10 +40,19 @@ export async function buildCatalogApp(opts: BuildCatalogOptions): Promise<Fastif
     labelNames: ["event"],
     registers: [opts.metrics],
   });
+  // Bound children: the L1 hit path is hot, and label lookup per increment is not free.
+  const eventCounters = new Map<CacheEvent, { inc(): void }>();
   const cache = createProductCache({
     redis: opts.redis,
     ...opts.cache,
-    onEvent: (event: CacheEvent) => cacheEvents.inc({ event }),
+    onEvent: (event: CacheEvent) => {
+      let c = eventCounters.get(event);
+      if (!c) {
+        c = cacheEvents.labels(event);
+        eventCounters.set(event, c);
+      }
+      c.inc();
+    },
   });
   const deps: CatalogDeps = { db: opts.db, redis: opts.redis, cache, adminToken: opts.adminToken };
 

@@ -1,5 +1,14 @@
 import { invalidateEntity } from "@flashsale/cache";
-import { insertProduct, pgPool, productReadCount, redisClient, runId, type ServiceProcess, spawnService, waitFor } from "@flashsale/testkit";
+import {
+  insertProduct,
+  pgPool,
+  productReadCount,
+  redisClient,
+  runId,
+  type ServiceProcess,
+  spawnService,
+  waitFor,
+} from "@flashsale/testkit";
 import type { Redis } from "ioredis";
 import type pg from "pg";
 import { Agent, request } from "undici";
@@ -34,7 +43,10 @@ describe("stampede", () => {
   it("lets 1,000 concurrent requests over 2 processes cause at most 2 Postgres reads after an invalidation", async () => {
     const p = await insertProduct(pool, { sku: `STAMPEDE-${runId()}`, listPriceCents: 1000, stock: 1 });
     for (const proc of processes) {
-      await waitFor(async () => ((await get(proc.url, p.id)).cache === "HIT-L1" ? true : undefined), { timeoutMs: 5_000, what: "a warm L1" });
+      await waitFor(async () => ((await get(proc.url, p.id)).cache === "HIT-L1" ? true : undefined), {
+        timeoutMs: 5_000,
+        what: "a warm L1",
+      });
     }
     await pool.query("UPDATE products SET list_price_cents = 1500 WHERE id = $1", [p.id]);
     const before = await productReadCount(pool);
@@ -43,11 +55,10 @@ describe("stampede", () => {
     await invalidateEntity(redis, { schemaVersion: SCHEMA, entity: "product", id: p.id, version: 2, fenceTtlMs: 60_000 });
     // Both processes' L1s drop the key on the pub/sub message this eviction triggers; a
     // request served from a not-yet-evicted L1 would fail the version assertion below.
-    const responses = await Promise.all(
-      Array.from({ length: 1000 }, (_, i) => get((processes[i % 2] as ServiceProcess).url, p.id)),
-    );
+    const responses = await Promise.all(Array.from({ length: 1000 }, (_, i) => get((processes[i % 2] as ServiceProcess).url, p.id)));
     const reads = (await productReadCount(pool)) - before;
-    const sources = responses.reduce<Record<string, number>>((acc, r) => ({ ...acc, [r.cache]: (acc[r.cache] ?? 0) + 1 }), {});
+    const sources: Record<string, number> = {};
+    for (const r of responses) sources[r.cache] = (sources[r.cache] ?? 0) + 1;
     console.log(`1000 requests after invalidation: ${reads} Postgres read(s); X-Cache ${JSON.stringify(sources)}`);
     expect(responses.every((r) => r.status === 200)).toBe(true);
     expect(responses.every((r) => r.version === 2 && r.price === 1500)).toBe(true);

@@ -34,12 +34,13 @@ export async function productRoutes(app: FastifyInstance, deps: CatalogDeps): Pr
     async (request, reply) => {
       const id = Number(request.params.id);
       const read = await readThroughCache(deps, id);
-      reply.header("x-cache", read.source);
-      if (!read.value) throw new HttpError(404, "NOT_FOUND", `product ${id} not found`);
-      reply.header("age", String(Math.floor(read.ageMs / 1000)));
-      reply.header("etag", `"${read.value.version}"`);
-      reply.header("cache-control", "no-cache");
-      if (request.headers["if-none-match"] === `"${read.value.version}"`) return reply.status(304).send();
+      if (!read.value) {
+        reply.header("x-cache", read.source);
+        throw new HttpError(404, "NOT_FOUND", `product ${id} not found`);
+      }
+      const etag = `"${read.value.version}"`;
+      reply.headers({ "x-cache": read.source, age: String(Math.floor(read.ageMs / 1000)), etag, "cache-control": "no-cache" });
+      if (request.headers["if-none-match"] === etag) return reply.status(304).send();
       return read.value satisfies Product;
     },
   );
