@@ -1,9 +1,9 @@
 /**
  * Issue 3's benchmark, against the real stack (scripts/up or scripts/test's infra):
  *
- * 1. Throughput/latency of GET /products/:id served from L1, from Redis (L1 off), and a
- *    bare fastify route returning the same JSON: interleaved rounds in one run, ratios
- *    against the bare route.
+ * 1. Throughput/latency of GET /products/:id served from L1, from Redis (L1 off), a bare
+ *    fastify route returning the same JSON, and our service skeleton (logger, error
+ *    handling, metrics) returning it: interleaved rounds in one run, ratios against bare.
  * 2. Stampede: a hot key under load, invalidated every 100 ms; Postgres reads per
  *    invalidation (pg_stat_statements) with our protocol vs plain cache-aside.
  *
@@ -25,9 +25,9 @@ const redis = redisClient();
 const schema = 6_000 + Math.floor(Math.random() * 1_000);
 const product = await insertProduct(pool, { sku: `BENCH-${runId()}`, listPriceCents: 1234, stock: 1 });
 
-async function startBare(port: number) {
+async function startBaseline(port: number, base: "bare" | "service") {
   const proc = spawn(process.execPath, ["--import", "tsx", "bench/bare-server.ts"], {
-    env: { ...process.env, PORT: String(port), PRODUCT_ID: String(product.id) },
+    env: { ...process.env, PORT: String(port), PRODUCT_ID: String(product.id), BASE: base },
     stdio: ["ignore", "ignore", "inherit"],
   });
   const url = `http://127.0.0.1:${port}`;
@@ -44,7 +44,8 @@ function load(url: string, seconds = SECONDS): Promise<autocannon.Result> {
 
 // ---- 1. tiers ----
 const targets = {
-  "bare fastify": await startBare(3190),
+  "bare fastify": await startBaseline(3190, "bare"),
+  "service skeleton, constant JSON": await startBaseline(3189, "service"),
   "L1 hit": await spawnService("catalog", 3191, { CACHE_SCHEMA_VERSION: String(schema) }),
   "Redis hit (L1 off)": await spawnService("catalog", 3192, { CACHE_SCHEMA_VERSION: String(schema), CACHE_L1_ENABLED: "false" }),
 };

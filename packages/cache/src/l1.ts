@@ -4,7 +4,7 @@ export interface L1Entry<T> {
   value: T;
   version: number;
   storedAt: number;
-  /** Epoch ms after which the entry must never be served, not even stale (validUntil). */
+  /** Epoch ms at which the entry must stop being served (validUntil). */
   hardExpiry: number | null;
 }
 
@@ -27,7 +27,7 @@ export class L1Store<T> {
   private enabled = false;
 
   constructor(opts: { maxEntries: number }) {
-    this.entries = new LRUCache({ max: opts.maxEntries, ttlAutopurge: false, noDeleteOnStaleGet: true, allowStale: false });
+    this.entries = new LRUCache({ max: opts.maxEntries, ttlAutopurge: false });
     this.invalidatedAt = new LRUCache({
       max: Math.max(1024, opts.maxEntries),
       // Forgetting when a key was invalidated is only safe if no older read may store.
@@ -60,13 +60,6 @@ export class L1Store<T> {
       return undefined;
     }
     return e;
-  }
-
-  /** An entry past its L1 TTL but never invalidated and not past its hard expiry (stale-if-error). */
-  getStale(key: string, now: number): L1Entry<T> | undefined {
-    if (!this.enabled) return undefined;
-    const e = this.entries.get(key, { allowStale: true });
-    return e && (e.hardExpiry === null || e.hardExpiry > now) ? e : undefined;
   }
 
   store(key: string, entry: L1Entry<T>, ttlMs: number, token: number): boolean {

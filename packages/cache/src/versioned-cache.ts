@@ -30,8 +30,7 @@ export type CacheEvent =
   | "bypass"
   | "invalid_payload"
   | "early_refresh"
-  | "stale_while_revalidate"
-  | "stale_if_error";
+  | "stale_while_revalidate";
 
 export interface VersionedCacheOptions<T> {
   redis: Redis;
@@ -60,7 +59,10 @@ export interface VersionedCacheOptions<T> {
   l1?: { invalidations: L1Invalidations; maxEntries?: number; ttlMs?: number };
   /** XFetch beta (probabilistic early refresh before expiry); 0 disables it. */
   earlyRefreshBeta?: number;
-  /** After a TTL expiry (no evidence of change) the old value may be served this long while one caller refreshes. */
+  /**
+   * After a TTL expiry (no evidence of change) the old value may be served this long while
+   * one caller refreshes; this is also the stale-if-error window when Postgres is down.
+   */
   staleGraceMs?: number;
   /** Redis circuit breaker: opens after this many consecutive failures, probes again after halfOpenAfterMs. */
   breaker?: { consecutiveFailures?: number; halfOpenAfterMs?: number };
@@ -90,10 +92,10 @@ type Defaults = "jitter" | "waitForFillMs" | "maxFillAgeMs" | "now" | "earlyRefr
  * THE consistency protocol (design.md §4): L1 (bounded, in-process, kept coherent by
  * Redis invalidation messages) -> Redis (leases: one DB read per key per miss across
  * the fleet; fences: no stale fill after an invalidation; TTL jittered and capped at
- * validUntil; XFetch early refresh; stale-while-revalidate only after a TTL expiry)
- * -> Postgres. Concurrent misses in one process share one promise. Redis failures
- * open a circuit breaker and reads go to Postgres under a bulkhead (`BYPASS`);
- * a failing Postgres read falls back to a never-invalidated L1 entry (`STALE`).
+ * validUntil; XFetch early refresh; stale-while-revalidate only after a TTL expiry,
+ * which doubles as stale-if-error) -> Postgres. Concurrent misses in one process share
+ * one promise. Redis failures open a circuit breaker and reads go to Postgres under a
+ * bulkhead (`BYPASS`).
  */
 export class VersionedCache<T> {
   private readonly redis: Redis & ScriptCommands;
@@ -166,7 +168,7 @@ export class VersionedCache<T> {
     try {
       reply = await this.l2(() => this.redis.fsGetOrLease(k.value, k.lease, token, String(this.opts.leaseMs)));
     } catch {
-      return this.bypass(k, load);
+      return this.bypass(load);
     }
     if (reply[0] === 2) return this.fillAsLeaseHolder(k, token, l1Token, load);
     if (reply[0] === 3) return this.waitForFill(k, l1Token, load);
@@ -181,8 +183,8 @@ export class VersionedCache<T> {
     const now = this.opts.now();
     if (now >= env.expiresAt) {
       // TTL over but the key is still within its grace period: nothing says the row
-      // changed (an invalidation would have deleted the key), so serve it once more
-      // while one caller refreshes.
+      // changed (an invalidation would have deleted the key), so serve it while one
+      // caller refreshes (if Postgres is down, until the grace ends: stale-if-error).
       this.emit("stale_while_revalidate");
       this.refreshInBackground(k, load);
       return { value: env.value, source: "STALE", ageMs: now - env.storedAt };
@@ -204,7 +206,7 @@ export class VersionedCache<T> {
     } catch (err) {
       // Let the waiters go to the DB themselves rather than wait out our lease.
       await this.l2(() => this.redis.fsReleaseLease(k.lease, token)).catch(() => {});
-      return this.staleIfError(k, err);
+      throw err;
     }
     if (!env) return { value: null, source: "MISS", ageMs: 0 };
     this.storeL1(k, env, l1Token);
@@ -257,7 +259,7 @@ export class VersionedCache<T> {
       try {
         raw = await this.l2(() => this.redis.get(k.value));
       } catch {
-        return this.bypass(k, load);
+        return this.bypass(load);
       }
       const env = raw === null ? null : this.decode(raw);
       if (env && this.opts.now() < env.expiresAt) {
@@ -267,34 +269,17 @@ export class VersionedCache<T> {
       }
     }
     this.emit("lease_wait_timeout");
-    try {
-      return { value: await this.fallbackLoad(load), source: "MISS", ageMs: 0 };
-    } catch (err) {
-      return this.staleIfError(k, err);
-    }
+    return { value: await this.fallbackLoad(load), source: "MISS", ageMs: 0 };
   }
 
-  private async bypass(k: EntityKeys, load: () => Promise<T | null>): Promise<CacheRead<T>> {
+  private async bypass(load: () => Promise<T | null>): Promise<CacheRead<T>> {
     this.emit("bypass");
-    try {
-      return { value: await this.fallbackLoad(load), source: "BYPASS", ageMs: 0 };
-    } catch (err) {
-      return this.staleIfError(k, err);
-    }
+    return { value: await this.fallbackLoad(load), source: "BYPASS", ageMs: 0 };
   }
 
   /** DB reads outside the lease protocol are bounded: at most `limit` at once, then a queue, then rejection. */
   private fallbackLoad(load: () => Promise<T | null>): Promise<T | null> {
     return this.fallback.execute(load);
-  }
-
-  /** Postgres failed: an L1 entry that was never invalidated and is not past validUntil may still answer. */
-  private staleIfError(k: EntityKeys, err: unknown): CacheRead<T> {
-    const now = this.opts.now();
-    const stale = this.l1?.getStale(k.value, now);
-    if (!stale) throw err;
-    this.emit("stale_if_error");
-    return { value: stale.value, source: "STALE", ageMs: now - stale.storedAt };
   }
 
   /** XFetch (Vattani et al.): refresh early with a probability that grows near expiry and with recompute cost. */
