@@ -5,8 +5,9 @@
  */
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { entityKeys } from "@flashsale/cache";
+import { entityKeys, StockGate } from "@flashsale/cache";
 import { createDb, type Db } from "@flashsale/db";
+import { createProductCache } from "@flashsale/product-cache";
 import { createLogger, createMetricsRegistry } from "@flashsale/telemetry";
 import { insertProduct, percentile, pgPool, redisClient, runId, TEST_ENV, waitFor } from "@flashsale/testkit";
 import type { FastifyInstance } from "fastify";
@@ -68,7 +69,16 @@ beforeAll(async () => {
     adminToken: ADMIN,
     cache: { schemaVersion: SCHEMA_VERSION, ttlSeconds: 3600, leaseMs: 2000 },
   });
-  checkout = await buildCheckoutApp({ db, redis, logger, metrics: createMetricsRegistry("e2e-checkout") });
+  checkout = await buildCheckoutApp({
+    db,
+    redis,
+    logger,
+    metrics: createMetricsRegistry("e2e-checkout"),
+    productCache: createProductCache({ redis, schemaVersion: SCHEMA_VERSION, ttlSeconds: 3600, leaseMs: 2000 }),
+    gate: new StockGate(redis),
+    transactions: { limit: 10, queue: 1000 },
+    rateLimit: { max: 1000, windowMs: 10_000 },
+  });
   invalidator = await startInvalidator({
     kafka: createKafka(TEST_ENV.kafkaBrokers, `e2e-${run}`, logger),
     redis: invalidatorRedis,
@@ -182,6 +192,34 @@ describe("pipeline", () => {
       [p.id],
     );
     expect(rows[0]).toEqual({ available: 3, orders: 0 });
+  });
+
+  it("keeps the stock gate in step with Postgres through CDC: a raw SQL restock lets buyers in again", async () => {
+    const p = await insertProduct(pool, { sku: `E2E-${run}-restock`, listPriceCents: 100, stock: 1 });
+    const buy = async (i: number) => {
+      const cartId = (await checkout.inject({ method: "POST", url: "/carts", payload: {} })).json().id;
+      await checkout.inject({ method: "POST", url: `/carts/${cartId}/items`, payload: { productId: p.id, quantity: 1 } });
+      return checkout.inject({
+        method: "POST",
+        url: `/carts/${cartId}/checkout`,
+        headers: { "idempotency-key": `e2e-${run}-restock-${i}` },
+      });
+    };
+    expect((await buy(1)).statusCode).toBe(201);
+    expect((await buy(2)).json().error).toBe("OUT_OF_STOCK");
+    const avail = StockGate.keys(p.id).avail;
+    await psql(`UPDATE inventory SET available = 3 WHERE product_id = ${p.id}`);
+    await waitFor(async () => ((await redis.get(avail)) === "3" ? true : undefined), {
+      timeoutMs: 2_000,
+      intervalMs: 2,
+      what: "the gate to learn the restock",
+    });
+    expect((await buy(3)).statusCode).toBe(201);
+    await waitFor(async () => ((await redis.get(avail)) === "2" ? true : undefined), {
+      timeoutMs: 2_000,
+      intervalMs: 2,
+      what: "the gate to match Postgres",
+    });
   });
 
   it("(d) sells the last unit to exactly one of two concurrent checkouts", async () => {

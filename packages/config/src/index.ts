@@ -41,6 +41,15 @@ export const catalogSchema = z.object({
 export const checkoutSchema = z.object({
   ...common,
   PORT: port.default(3002),
+  STOCK_GATE_ENABLED: z
+    .enum(["true", "false"])
+    .default("true")
+    .transform((v) => v === "true"),
+  /** Checkouts per user (x-user-id header, else client IP) per window. */
+  CHECKOUT_RATE_LIMIT_MAX: z.coerce.number().int().min(1).default(10),
+  CHECKOUT_RATE_LIMIT_WINDOW_MS: ms.default(10_000),
+  /** Checkout transactions waiting for a DB connection beyond DB_POOL_MAX running; more -> 503. */
+  CHECKOUT_QUEUE: z.coerce.number().int().min(0).default(500),
 });
 
 export const invalidatorSchema = z.object({

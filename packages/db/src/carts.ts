@@ -7,8 +7,6 @@ export interface CartLine {
   /** The price the shopper saw when adding the line; checkout insists it still holds. */
   priceCentsSeen: number;
   versionSeen: number;
-  currentPriceCents: number;
-  priceChanged: boolean;
 }
 
 export interface Cart {
@@ -54,13 +52,9 @@ export async function findCart(db: Db, cartId: string): Promise<Cart | null> {
     SELECT id::text, user_id FROM carts WHERE id = ${cartId}::uuid`;
   const cart = carts[0];
   if (!cart) return null;
-  const lines = await db.$queryRaw<
-    { product_id: bigint; quantity: number; price_cents_seen: number; version_seen: bigint; price_now: number }[]
-  >`
-    SELECT ci.product_id, ci.quantity, ci.price_cents_seen, ci.version_seen,
-           product_effective_price_cents(p, now()) AS price_now
-    FROM cart_items ci JOIN products p ON p.id = ci.product_id
-    WHERE ci.cart_id = ${cartId}::uuid ORDER BY ci.product_id`;
+  const lines = await db.$queryRaw<{ product_id: bigint; quantity: number; price_cents_seen: number; version_seen: bigint }[]>`
+    SELECT product_id, quantity, price_cents_seen, version_seen
+    FROM cart_items WHERE cart_id = ${cartId}::uuid ORDER BY product_id`;
   return {
     id: cart.id,
     userId: cart.user_id,
@@ -69,8 +63,6 @@ export async function findCart(db: Db, cartId: string): Promise<Cart | null> {
       quantity: l.quantity,
       priceCentsSeen: l.price_cents_seen,
       versionSeen: Number(l.version_seen),
-      currentPriceCents: l.price_now,
-      priceChanged: l.price_now !== l.price_cents_seen,
     })),
   };
 }

@@ -130,11 +130,24 @@ export async function placeOrder(db: Db, cartId: string, idempotencyKey: string)
   }
 }
 
-async function findIdempotentResult(db: Db, key: string, cartId: string): Promise<CheckoutOutcome | null> {
+/** The stored outcome of an Idempotency-Key already used (null: never used). */
+export async function findIdempotentResult(db: Db, key: string, cartId: string): Promise<CheckoutOutcome | null> {
   const rows = await db.$queryRaw<{ cart_id: string; response_body: PlacedOrder }[]>`
     SELECT cart_id::text, response_body FROM idempotency_keys WHERE key = ${key}`;
   const row = rows[0];
   if (!row) return null;
   if (row.cart_id !== cartId) return { kind: "idempotency_key_reused" };
   return { kind: "placed", order: row.response_body, replayed: true };
+}
+
+/** Cart lines without locks, for the stock gate that runs before the transaction. */
+export async function cartLines(db: Db, cartId: string): Promise<{ productId: number; quantity: number }[]> {
+  const rows = await db.$queryRaw<{ product_id: bigint; quantity: number }[]>`
+    SELECT product_id, quantity FROM cart_items WHERE cart_id = ${cartId}::uuid ORDER BY product_id`;
+  return rows.map((r) => ({ productId: Number(r.product_id), quantity: r.quantity }));
+}
+
+export async function availableStock(db: Db, productId: number): Promise<number> {
+  const rows = await db.$queryRaw<{ available: number }[]>`SELECT available FROM inventory WHERE product_id = ${productId}`;
+  return rows[0]?.available ?? 0;
 }

@@ -1,11 +1,11 @@
 import type { CacheEvent, L1Invalidations, VersionedCache } from "@flashsale/cache";
 import type { Db, Product } from "@flashsale/db";
 import { createServiceBase } from "@flashsale/http";
+import { createProductCache } from "@flashsale/product-cache";
 import type { Logger } from "@flashsale/telemetry";
 import type { FastifyInstance } from "fastify";
 import type { Redis } from "ioredis";
 import { Counter, type Registry } from "prom-client";
-import { createProductCache } from "./product-cache.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { productRoutes } from "./routes/products.ts";
 

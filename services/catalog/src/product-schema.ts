@@ -1,5 +1,3 @@
-import type { Product } from "@flashsale/db";
-
 /** JSON schema of Product (design.md §7); drives response serialization and OpenAPI. */
 export const productSchema = {
   type: "object",
@@ -32,25 +30,3 @@ export const productIdParams = {
   required: ["id"],
   properties: { id: { type: "string", pattern: "^[1-9][0-9]{0,14}$" } },
 } as const;
-
-/**
- * Structural check of a cached payload. A payload written by another code version
- * (or corrupted) fails it and is treated as a miss, never served (design.md §4).
- */
-export function isProduct(x: unknown): x is Product {
-  if (typeof x !== "object" || x === null) return false;
-  const p = x as Record<string, unknown>;
-  return (
-    Number.isSafeInteger(p.id) &&
-    typeof p.sku === "string" &&
-    typeof p.name === "string" &&
-    typeof p.description === "string" &&
-    typeof p.currency === "string" &&
-    Number.isSafeInteger(p.priceCents) &&
-    Number.isSafeInteger(p.listPriceCents) &&
-    Number.isSafeInteger(p.version) &&
-    typeof p.updatedAt === "string" &&
-    (p.validUntil === null || typeof p.validUntil === "string") &&
-    (p.sale === null || (typeof p.sale === "object" && p.sale !== undefined))
-  );
-}

@@ -1,18 +1,39 @@
-import type { Db } from "@flashsale/db";
-import { createServiceBase } from "@flashsale/http";
+import rateLimit from "@fastify/rate-limit";
+import type { StockGate, VersionedCache } from "@flashsale/cache";
+import type { Db, Product } from "@flashsale/db";
+import { createServiceBase, HttpError } from "@flashsale/http";
 import type { Logger } from "@flashsale/telemetry";
+import { bulkhead } from "cockatiel";
 import type { FastifyInstance } from "fastify";
 import type { Redis } from "ioredis";
 import { Counter, type Registry } from "prom-client";
+import type { CheckoutFlowDeps } from "./checkout-flow.ts";
 import { cartRoutes } from "./routes/carts.ts";
 
 export interface CheckoutDeps {
   db: Db;
   redis: Redis;
+  /** Current prices for display (GET /carts/:id); never used to charge. */
+  productCache: VersionedCache<Product>;
+  flow: CheckoutFlowDeps;
+  outcomes: Counter<"outcome">;
 }
 
-/** The checkout HTTP app, wired but not listening. Prices are only ever read from Postgres. */
-export async function buildCheckoutApp(opts: CheckoutDeps & { logger: Logger; metrics: Registry }): Promise<FastifyInstance> {
+export interface BuildCheckoutOptions {
+  db: Db;
+  redis: Redis;
+  logger: Logger;
+  metrics: Registry;
+  productCache: VersionedCache<Product>;
+  /** null = no stock gate. */
+  gate: StockGate | null;
+  /** Concurrent checkout transactions (= the DB pool size) and how many may queue for one. */
+  transactions: { limit: number; queue: number };
+  rateLimit: { max: number; windowMs: number };
+}
+
+/** The checkout HTTP app, wired but not listening. Prices are only ever charged from Postgres. */
+export async function buildCheckoutApp(opts: BuildCheckoutOptions): Promise<FastifyInstance> {
   const outcomes = new Counter({
     name: "checkout_outcomes_total",
     help: "Checkout attempts by outcome",
@@ -25,9 +46,30 @@ export async function buildCheckoutApp(opts: CheckoutDeps & { logger: Logger; me
     metrics: opts.metrics,
     readiness: [
       { name: "postgres", check: async () => void (await opts.db.$queryRaw`SELECT 1`) },
-      { name: "redis", check: async () => void (await opts.redis.ping()) },
+      // The gate and the rate limiter fail open; checkout still works without Redis.
+      { name: "redis", check: async () => void (await opts.redis.ping()), required: false },
     ],
   });
-  await app.register(async (scope) => cartRoutes(scope, { db: opts.db, redis: opts.redis }, outcomes));
+  // Per-user limit on checkout only (design.md §6), counted in Redis so it holds across instances.
+  await app.register(rateLimit, {
+    global: false,
+    redis: opts.redis,
+    nameSpace: "checkout-rl:",
+    skipOnError: true,
+    errorResponseBuilder: (_req, ctx) =>
+      new HttpError(
+        429,
+        "RATE_LIMITED",
+        `at most ${ctx.max} checkouts per ${Math.round(opts.rateLimit.windowMs / 1000)} s; retry in ${ctx.after}`,
+      ),
+  });
+  const deps: CheckoutDeps = {
+    db: opts.db,
+    redis: opts.redis,
+    productCache: opts.productCache,
+    outcomes,
+    flow: { db: opts.db, gate: opts.gate, transactions: bulkhead(opts.transactions.limit, opts.transactions.queue), logger: opts.logger },
+  };
+  await app.register(async (scope) => cartRoutes(scope, deps, opts.rateLimit));
   return app;
 }

@@ -1,6 +1,8 @@
+import { StockGate } from "@flashsale/cache";
 import { checkoutSchema, loadConfig } from "@flashsale/config";
 import { createDb } from "@flashsale/db";
 import { closeGracefully } from "@flashsale/http";
+import { createProductCache } from "@flashsale/product-cache";
 import { createLogger, createMetricsRegistry } from "@flashsale/telemetry";
 import { Redis } from "ioredis";
 import { buildCheckoutApp } from "./app.ts";
@@ -15,6 +17,16 @@ const redis = new Redis(config.REDIS_URL, {
 });
 redis.on("error", (err) => logger.warn({ err: err.message }, "redis error"));
 
-const app = await buildCheckoutApp({ db, redis, logger, metrics: createMetricsRegistry("checkout") });
+const app = await buildCheckoutApp({
+  db,
+  redis,
+  logger,
+  metrics: createMetricsRegistry("checkout"),
+  // Same keys as the catalog: the invalidator evicts them for both. No L1 here (display only).
+  productCache: createProductCache({ redis, schemaVersion: config.CACHE_SCHEMA_VERSION, ttlSeconds: 86_400, leaseMs: 2_000 }),
+  gate: config.STOCK_GATE_ENABLED ? new StockGate(redis) : null,
+  transactions: { limit: config.DB_POOL_MAX, queue: config.CHECKOUT_QUEUE },
+  rateLimit: { max: config.CHECKOUT_RATE_LIMIT_MAX, windowMs: config.CHECKOUT_RATE_LIMIT_WINDOW_MS },
+});
 closeGracefully(app, [() => redis.quit(), () => db.$disconnect()]);
 await app.listen({ host: config.HOST, port: config.PORT });

@@ -1,11 +1,13 @@
+import { invalidateEntity, StockGate } from "@flashsale/cache";
 import { createDb, type Db } from "@flashsale/db";
+import { createProductCache } from "@flashsale/product-cache";
 import { createLogger, createMetricsRegistry } from "@flashsale/telemetry";
 import { insertProduct, pgPool, redisClient, runId, TEST_ENV, waitFor } from "@flashsale/testkit";
 import type { FastifyInstance } from "fastify";
 import type { Redis } from "ioredis";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildCheckoutApp } from "../src/app.ts";
+import { type BuildCheckoutOptions, buildCheckoutApp } from "../src/app.ts";
 
 const run = runId();
 let pool: pg.Pool;
@@ -13,19 +15,31 @@ let db: Db;
 let redis: Redis;
 let app: FastifyInstance;
 
-beforeAll(async () => {
-  pool = pgPool();
-  db = createDb({ url: TEST_ENV.databaseUrl, poolMax: 10 });
-  redis = redisClient();
-  app = await buildCheckoutApp({
+const SCHEMA = 4_000 + Math.floor(Math.random() * 1_000); // product-cache key space of this suite
+const extraApps: FastifyInstance[] = [];
+
+async function build(overrides: Partial<BuildCheckoutOptions> = {}): Promise<FastifyInstance> {
+  return buildCheckoutApp({
     db,
     redis,
     logger: createLogger("checkout-test", "silent"),
     metrics: createMetricsRegistry("checkout-test"),
+    productCache: createProductCache({ redis, schemaVersion: SCHEMA, ttlSeconds: 3600, leaseMs: 2000 }),
+    gate: new StockGate(redis),
+    transactions: { limit: 10, queue: 10_000 },
+    rateLimit: { max: 1_000_000, windowMs: 10_000 },
+    ...overrides,
   });
+}
+
+beforeAll(async () => {
+  pool = pgPool();
+  db = createDb({ url: TEST_ENV.databaseUrl, poolMax: 10 });
+  redis = redisClient();
+  app = await build();
 });
 afterAll(async () => {
-  await app.close();
+  await Promise.all([app, ...extraApps].map((a) => a.close()));
   await Promise.all([pool.end(), db.$disconnect(), redis.quit()]);
 });
 
@@ -40,6 +54,15 @@ async function cartWith(productId: number, quantity: number): Promise<string> {
 
 const checkout = (cartId: string, key = `key-${runId()}-${Math.random()}`) =>
   app.inject({ method: "POST", url: `/carts/${cartId}/checkout`, headers: { "idempotency-key": key } });
+
+/** Executions of the conditional stock decrement (pg_stat_statements): transactions that reached the hot row. */
+async function inventoryUpdates(): Promise<number> {
+  await pool.query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
+  const { rows } = await pool.query(
+    "SELECT coalesce(sum(calls), 0)::int AS n FROM pg_stat_statements WHERE query LIKE 'UPDATE inventory SET available = available - $1%'",
+  );
+  return rows[0].n;
+}
 
 async function dbState(productId: number) {
   const stock = await pool.query("SELECT available FROM inventory WHERE product_id = $1", [productId]);
@@ -67,6 +90,8 @@ describe("checkout", () => {
     const p = await insertProduct(pool, { sku: `CO-${run}-price`, listPriceCents: 1000, stock: 5 });
     const cartId = await cartWith(p.id, 1);
     await pool.query("UPDATE products SET list_price_cents = 1200 WHERE id = $1", [p.id]);
+    // What the invalidator does with the change event (the cart view reads current prices from the cache).
+    await invalidateEntity(redis, { schemaVersion: SCHEMA, entity: "product", id: p.id, version: 2, fenceTtlMs: 60_000 });
     const key = `stale-${run}`;
     const res = await checkout(cartId, key);
     expect(res.statusCode).toBe(409);
@@ -116,14 +141,57 @@ describe("checkout", () => {
     expect(await dbState(p.id)).toEqual({ available: 0, orders: 1, units: 1 });
   });
 
-  it("never oversells under a rush: 60 buyers, stock 20", async () => {
-    const p = await insertProduct(pool, { sku: `CO-${run}-rush`, listPriceCents: 100, stock: 20 });
-    const carts = await Promise.all(Array.from({ length: 60 }, () => cartWith(p.id, 1)));
+  it("never oversells under a rush: 500 concurrent buyers, stock 50, the gate turning most away before Postgres", async () => {
+    const p = await insertProduct(pool, { sku: `CO-${run}-rush`, listPriceCents: 100, stock: 50 });
+    const carts = await Promise.all(Array.from({ length: 500 }, () => cartWith(p.id, 1)));
+    const decrementsBefore = await inventoryUpdates();
     const results = await Promise.all(carts.map((c) => checkout(c)));
     const codes = results.map((r) => (r.statusCode === 201 ? "ok" : r.json().error));
-    expect(codes.filter((c) => c === "ok")).toHaveLength(20);
-    expect(codes.filter((c) => c !== "ok").every((c) => c === "OUT_OF_STOCK")).toBe(true);
-    expect(await dbState(p.id)).toEqual({ available: 0, orders: 20, units: 20 });
+    expect(codes.filter((c) => c === "ok")).toHaveLength(50);
+    expect(codes.filter((c) => c !== "ok").every((c) => c === "OUT_OF_STOCK")).toBe(true); // no 5xx, no deadlock surfaced
+    expect(await dbState(p.id)).toEqual({ available: 0, orders: 50, units: 50 });
+    const reachedPostgres = (await inventoryUpdates()) - decrementsBefore;
+    console.log(`rush 500 buyers / 50 units: ${reachedPostgres} stock decrements reached Postgres`);
+    expect(reachedPostgres).toBeLessThan(100);
+  });
+
+  it("answers 429 RATE_LIMITED past the per-user limit, counted per user", async () => {
+    const limited = await build({ rateLimit: { max: 3, windowMs: 60_000 } });
+    extraApps.push(limited);
+    const p = await insertProduct(pool, { sku: `CO-${run}-rl`, listPriceCents: 100, stock: 100 });
+    const user = `user-${run}`;
+    const attempt = async (who: string) => {
+      const cartId = await cartWith(p.id, 1);
+      return limited.inject({
+        method: "POST",
+        url: `/carts/${cartId}/checkout`,
+        headers: { "idempotency-key": `rl-${runId()}`, "x-user-id": who },
+      });
+    };
+    const codes: number[] = [];
+    for (let i = 0; i < 5; i++) codes.push((await attempt(user)).statusCode);
+    expect(codes).toEqual([201, 201, 201, 429, 429]);
+    const limitedRes = await attempt(user);
+    expect(limitedRes.json().error).toBe("RATE_LIMITED");
+    expect(Number(limitedRes.headers["retry-after"])).toBeGreaterThan(0);
+    expect((await attempt(`other-${run}`)).statusCode).toBe(201);
+  });
+
+  it("sheds load with 503 OVERLOADED + Retry-After when more checkouts wait than the pool can serve", async () => {
+    const tight = await build({ transactions: { limit: 1, queue: 2 }, gate: null });
+    extraApps.push(tight);
+    const p = await insertProduct(pool, { sku: `CO-${run}-busy`, listPriceCents: 100, stock: 1000 });
+    const carts = await Promise.all(Array.from({ length: 30 }, () => cartWith(p.id, 1)));
+    const results = await Promise.all(
+      carts.map((c) => tight.inject({ method: "POST", url: `/carts/${c}/checkout`, headers: { "idempotency-key": `busy-${runId()}` } })),
+    );
+    const statuses = results.map((r) => r.statusCode);
+    expect(statuses.every((s) => s === 201 || s === 503)).toBe(true);
+    const shed = results.filter((r) => r.statusCode === 503);
+    expect(shed.length).toBeGreaterThan(0);
+    expect(shed.every((r) => r.json().error === "OVERLOADED" && r.headers["retry-after"] === "1")).toBe(true);
+    const placed = statuses.filter((s) => s === 201).length;
+    expect(await dbState(p.id)).toEqual({ available: 1000 - placed, orders: placed, units: placed });
   });
 
   it("turns 20 concurrent requests with one Idempotency-Key into one order", async () => {

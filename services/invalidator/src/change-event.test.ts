@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { DELETE_FENCE_VERSION, PoisonMessage, parseProductChange } from "./change-event.ts";
+import { DELETE_FENCE_VERSION, PoisonMessage, parseInventoryChange, parseProductChange } from "./change-event.ts";
 
 const buf = (x: unknown) => Buffer.from(JSON.stringify(x));
 const source = { table: "products", ts_ms: 1_700_000_000_000 };
@@ -35,5 +35,29 @@ describe("parseProductChange", () => {
     ["huge", Buffer.alloc(2 * 1024 * 1024, 32)],
   ])("rejects %s as poison", (_name, value) => {
     expect(() => parseProductChange(null, value)).toThrow(PoisonMessage);
+  });
+});
+
+describe("parseInventoryChange", () => {
+  const inv = { table: "inventory", ts_ms: 1_700_000_000_000 };
+  it("reads product id and available units", () => {
+    const e = parseInventoryChange(
+      buf({ product_id: 4 }),
+      buf({ before: null, after: { product_id: 4, available: 17 }, source: inv, op: "u" }),
+    );
+    expect(e).toEqual({ kind: "inventory", productId: 4, available: 17, committedAtMs: inv.ts_ms });
+  });
+
+  it("reports a deleted row as unknown stock", () => {
+    const e = parseInventoryChange(buf({ product_id: 4 }), buf({ before: { product_id: 4 }, after: null, source: inv, op: "d" }));
+    expect(e).toMatchObject({ productId: 4, available: null });
+  });
+
+  it.each([
+    ["negative stock", buf({ after: { product_id: 4, available: -1 }, source: inv, op: "u" })],
+    ["products event on the inventory topic", buf({ after: { product_id: 4, available: 1 }, source: source, op: "u" })],
+    ["missing product id", buf({ after: { available: 1 }, source: inv, op: "u" })],
+  ])("rejects %s as poison", (_n, value) => {
+    expect(() => parseInventoryChange(null, value)).toThrow(PoisonMessage);
   });
 });

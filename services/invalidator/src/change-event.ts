@@ -64,3 +64,34 @@ function toId(x: unknown): number {
   if (typeof x === "number" && Number.isSafeInteger(x) && x > 0) return x;
   throw new PoisonMessage(`product id ${JSON.stringify(x)} is not a positive integer`);
 }
+
+export interface InventoryChange {
+  kind: "inventory";
+  productId: number;
+  /** Postgres' available units after the change; null when the row was deleted. */
+  available: number | null;
+  committedAtMs: number;
+}
+
+/** Inventory events feed the checkout's stock gate with Postgres' `available`. */
+export function parseInventoryChange(key: Buffer | null, value: Buffer | null): InventoryChange | { kind: "tombstone" } {
+  if (value === null || value.length === 0) return { kind: "tombstone" };
+  if (value.length > MAX_EVENT_BYTES) throw new PoisonMessage(`event of ${value.length} bytes exceeds ${MAX_EVENT_BYTES}`);
+  const event = parseJson(value, "value");
+  const op = event.op;
+  if (op !== "c" && op !== "u" && op !== "d" && op !== "r") throw new PoisonMessage(`unknown op ${JSON.stringify(op)}`);
+  const source = asObject(event.source, "source");
+  if (source.table !== undefined && source.table !== "inventory") {
+    throw new PoisonMessage(`event for table ${JSON.stringify(source.table)} on the inventory topic`);
+  }
+  const committedAtMs = source.ts_ms;
+  if (typeof committedAtMs !== "number") throw new PoisonMessage("source.ts_ms missing");
+  const row = asObject(op === "d" ? event.before : event.after, op === "d" ? "before" : "after");
+  const productId = toId(row.product_id ?? (key ? parseJson(key, "key").product_id : undefined));
+  if (op === "d") return { kind: "inventory", productId, available: null, committedAtMs };
+  const available = row.available;
+  if (typeof available !== "number" || !Number.isSafeInteger(available) || available < 0) {
+    throw new PoisonMessage(`available ${JSON.stringify(available)} is not a non-negative integer`);
+  }
+  return { kind: "inventory", productId, available, committedAtMs };
+}

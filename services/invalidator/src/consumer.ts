@@ -1,9 +1,9 @@
-import { invalidateEntity } from "@flashsale/cache";
+import { invalidateEntity, StockGate } from "@flashsale/cache";
 import type { Logger } from "@flashsale/telemetry";
 import type { Redis } from "ioredis";
-import { type Consumer, type EachMessagePayload, type Kafka, Partitioners, type Producer } from "kafkajs";
+import { type Consumer, type EachMessagePayload, type Kafka, type KafkaMessage, Partitioners, type Producer } from "kafkajs";
 import { Counter, Histogram, type Registry } from "prom-client";
-import { PoisonMessage, parseProductChange } from "./change-event.ts";
+import { PoisonMessage, parseInventoryChange, parseProductChange } from "./change-event.ts";
 
 export interface InvalidatorOptions {
   kafka: Kafka;
@@ -32,14 +32,17 @@ export interface RunningInvalidator {
 const MAX_BACKOFF_MS = 5_000;
 
 /**
- * Consumes Debezium's products topic and evicts + fences the product's cache key
+ * Consumes Debezium's topics: a products change evicts + fences the product's cache key,
+ * an inventory change syncs the checkout's stock gate. For products:
  * (design.md §5). At-least-once: a message's offset is only committed after its
  * handler returned, and the handler only returns once Redis acknowledged the
  * eviction (retrying with backoff while Redis is down; nothing is dropped).
  * Undecodable events go to the dead-letter topic with the reason.
  */
 export async function startInvalidator(opts: InvalidatorOptions): Promise<RunningInvalidator> {
-  const topic = `${opts.topicPrefix}.public.products`;
+  const productsTopic = `${opts.topicPrefix}.public.products`;
+  const inventoryTopic = `${opts.topicPrefix}.public.inventory`;
+  const gate = new StockGate(opts.redis);
   const dlqTopic = `${opts.topicPrefix}.invalidator.dlq`;
   const m = createMetrics(opts.metrics);
   const consumer: Consumer = opts.kafka.consumer({
@@ -61,18 +64,63 @@ export async function startInvalidator(opts: InvalidatorOptions): Promise<Runnin
     });
   }
 
-  await ensureTopics(opts.kafka, [topic, dlqTopic], opts.topicPartitions ?? 3);
+  await ensureTopics(opts.kafka, [productsTopic, inventoryTopic, dlqTopic], opts.topicPartitions ?? 3);
   await producer.connect();
   await consumer.connect();
-  await consumer.subscribe({ topic, fromBeginning: (opts.newGroupStartsAt ?? "earliest") === "earliest" });
+  await consumer.subscribe({
+    topics: [productsTopic, inventoryTopic],
+    fromBeginning: (opts.newGroupStartsAt ?? "earliest") === "earliest",
+  });
 
-  const handle = async ({ message, heartbeat, partition }: EachMessagePayload): Promise<void> => {
-    let change: ReturnType<typeof parseProductChange>;
+  /** Retries a Redis write with backoff until it succeeds: the offset is not committed before. */
+  const untilRedisAcknowledges = async (write: () => Promise<void>, heartbeat: () => Promise<void>, what: object) => {
+    let backoff = 50;
+    for (;;) {
+      try {
+        await write();
+        return;
+      } catch (err) {
+        if (stopping) throw err;
+        m.redisRetries.inc();
+        opts.logger.warn({ err: (err as Error).message, ...what, backoff }, "redis write failed, retrying");
+        await sleep(backoff);
+        backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+        await heartbeat();
+      }
+    }
+  };
+
+  const apply = async (topic: string, message: KafkaMessage, heartbeat: () => Promise<void>): Promise<void> => {
+    if (topic === inventoryTopic) {
+      const change = parseInventoryChange(message.key, message.value);
+      if (change.kind === "tombstone") return;
+      const { productId, available } = change;
+      await untilRedisAcknowledges(() => (available === null ? gate.forget(productId) : gate.sync(productId, available)), heartbeat, {
+        productId,
+      });
+      m.events.inc({ outcome: "stock_synced" });
+      return;
+    }
+    const change = parseProductChange(message.key, message.value);
+    if (change.kind === "tombstone") return;
+    const target = {
+      schemaVersion: opts.schemaVersion,
+      entity: "product",
+      id: change.id,
+      version: change.version,
+      fenceTtlMs: opts.fenceTtlMs,
+    };
+    await untilRedisAcknowledges(() => invalidateEntity(opts.redis, target), heartbeat, { productId: change.id });
+    m.lag.observe(Math.max(0, Date.now() - change.committedAtMs) / 1000);
+    m.events.inc({ outcome: "evicted" });
+  };
+
+  const handle = async ({ topic, message, heartbeat, partition }: EachMessagePayload): Promise<void> => {
     try {
-      change = parseProductChange(message.key, message.value);
+      await apply(topic, message, heartbeat);
     } catch (err) {
       if (!(err instanceof PoisonMessage)) throw err;
-      opts.logger.warn({ partition, offset: message.offset, reason: err.message }, "poison message -> dead-letter topic");
+      opts.logger.warn({ topic, partition, offset: message.offset, reason: err.message }, "poison message -> dead-letter topic");
       await producer.send({
         topic: dlqTopic,
         acks: -1,
@@ -86,37 +134,11 @@ export async function startInvalidator(opts: InvalidatorOptions): Promise<Runnin
         ],
       });
       m.events.inc({ outcome: "dead_lettered" });
-      return;
     }
-    if (change.kind === "tombstone") return;
-
-    let backoff = 50;
-    for (;;) {
-      try {
-        await invalidateEntity(opts.redis, {
-          schemaVersion: opts.schemaVersion,
-          entity: "product",
-          id: change.id,
-          version: change.version,
-          fenceTtlMs: opts.fenceTtlMs,
-        });
-        break;
-      } catch (err) {
-        // Redis is down or slow: keep the offset uncommitted and try again.
-        if (stopping) throw err;
-        m.redisRetries.inc();
-        opts.logger.warn({ err: (err as Error).message, productId: change.id, backoff }, "eviction failed, retrying");
-        await sleep(backoff);
-        backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
-        await heartbeat();
-      }
-    }
-    m.lag.observe(Math.max(0, Date.now() - change.committedAtMs) / 1000);
-    m.events.inc({ outcome: "evicted" });
   };
 
   await consumer.run({ eachMessage: handle });
-  opts.logger.info({ topic, groupId: opts.groupId }, "invalidator consuming");
+  opts.logger.info({ topics: [productsTopic, inventoryTopic], groupId: opts.groupId }, "invalidator consuming");
 
   return {
     isConsuming: () => consuming,

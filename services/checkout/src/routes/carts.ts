@@ -1,8 +1,9 @@
-import { createCart, findCart, findOrder, placeOrder, upsertCartItem } from "@flashsale/db";
+import { type Cart, createCart, findCart, findOrder, findProduct, upsertCartItem } from "@flashsale/db";
 import { errorBodySchema, HttpError } from "@flashsale/http";
+import { isBulkheadRejectedError } from "cockatiel";
 import type { FastifyInstance } from "fastify";
-import type { Counter } from "prom-client";
 import type { CheckoutDeps } from "../app.ts";
+import { checkout } from "../checkout-flow.ts";
 
 const uuidParams = {
   type: "object",
@@ -44,7 +45,7 @@ const cartSchema = {
           quantity: { type: "integer" },
           priceCentsSeen: { type: "integer" },
           versionSeen: { type: "integer" },
-          currentPriceCents: { type: "integer" },
+          currentPriceCents: { type: ["integer", "null"] },
           priceChanged: { type: "boolean" },
         },
       },
@@ -52,7 +53,29 @@ const cartSchema = {
   },
 } as const;
 
-export async function cartRoutes(app: FastifyInstance, deps: CheckoutDeps, outcomes: Counter<"outcome">): Promise<void> {
+/** Adds each line's current price, read through the product cache (display only). */
+async function withCurrentPrices(deps: CheckoutDeps, cart: Cart) {
+  const items = await Promise.all(
+    cart.items.map(async (line) => {
+      const current = (await deps.productCache.get(line.productId, () => findProduct(deps.db, line.productId))).value;
+      const currentPriceCents = current?.priceCents ?? null;
+      return { ...line, currentPriceCents, priceChanged: currentPriceCents !== line.priceCentsSeen };
+    }),
+  );
+  return { ...cart, items };
+}
+
+/** Postgres saturated (pool wait or transaction start timed out): tell the client to come back. */
+function isDbBusy(err: unknown): boolean {
+  const e = err as { code?: string; message?: string };
+  return (
+    e?.code === "P2028" ||
+    e?.code === "P2024" ||
+    /timeout exceeded when trying to connect|Unable to start a transaction/i.test(e?.message ?? "")
+  );
+}
+
+export async function cartRoutes(app: FastifyInstance, deps: CheckoutDeps, limit: { max: number; windowMs: number }): Promise<void> {
   app.post<{ Body: { userId?: string } | undefined }>(
     "/carts",
     {
@@ -93,7 +116,9 @@ export async function cartRoutes(app: FastifyInstance, deps: CheckoutDeps, outco
       const result = await upsertCartItem(deps.db, id, request.body.productId, request.body.quantity);
       if (result === "cart_not_found") throw new HttpError(404, "CART_NOT_FOUND", `cart ${id} not found`);
       if (result === "product_not_found") throw new HttpError(404, "PRODUCT_NOT_FOUND", `product ${request.body.productId} not found`);
-      return reply.status(201).send(await findCart(deps.db, id));
+      const cart = await findCart(deps.db, id);
+      if (!cart) throw new HttpError(404, "CART_NOT_FOUND", `cart ${id} not found`);
+      return reply.status(201).send(await withCurrentPrices(deps, cart));
     },
   );
 
@@ -103,27 +128,50 @@ export async function cartRoutes(app: FastifyInstance, deps: CheckoutDeps, outco
     async (request) => {
       const cart = await findCart(deps.db, request.params.id);
       if (!cart) throw new HttpError(404, "CART_NOT_FOUND", `cart ${request.params.id} not found`);
-      return cart;
+      return withCurrentPrices(deps, cart);
     },
   );
 
   app.post<{ Params: { id: string }; Headers: { "idempotency-key"?: string } }>(
     "/carts/:id/checkout",
     {
+      config: {
+        rateLimit: {
+          max: limit.max,
+          timeWindow: limit.windowMs,
+          keyGenerator: (req) => String(req.headers["x-user-id"] ?? req.ip),
+        },
+      },
       schema: {
         params: uuidParams,
         headers: {
           type: "object",
           properties: { "idempotency-key": { type: "string", minLength: 8, maxLength: 128, pattern: "^[A-Za-z0-9_.:-]+$" } },
         },
-        response: { 201: orderSchema, 404: errorBodySchema, 409: errorBodySchema, 422: errorBodySchema },
+        response: {
+          201: orderSchema,
+          404: errorBodySchema,
+          409: errorBodySchema,
+          422: errorBodySchema,
+          429: errorBodySchema,
+          503: errorBodySchema,
+        },
       },
     },
     async (request, reply) => {
       const key = request.headers["idempotency-key"];
       if (!key) throw new HttpError(400, "IDEMPOTENCY_KEY_REQUIRED", "send an Idempotency-Key header (8-128 chars)");
-      const outcome = await placeOrder(deps.db, request.params.id, key);
-      outcomes.inc({ outcome: outcome.kind });
+      let outcome: Awaited<ReturnType<typeof checkout>>;
+      try {
+        outcome = await checkout(deps.flow, request.params.id, key);
+      } catch (err) {
+        if (isBulkheadRejectedError(err) || isDbBusy(err)) {
+          deps.outcomes.inc({ outcome: "overloaded" });
+          throw new HttpError(503, "OVERLOADED", "checkout is saturated; retry shortly", {}, { "retry-after": "1" }, err);
+        }
+        throw err;
+      }
+      deps.outcomes.inc({ outcome: outcome.kind });
       switch (outcome.kind) {
         case "placed":
           if (outcome.replayed) reply.header("idempotent-replayed", "true");

@@ -1,7 +1,6 @@
 import { type CacheEvent, type L1Invalidations, VersionedCache } from "@flashsale/cache";
 import type { Product } from "@flashsale/db";
 import type { Redis } from "ioredis";
-import { isProduct } from "./product-schema.ts";
 
 export interface ProductCacheOptions {
   redis: Redis;
@@ -15,7 +14,11 @@ export interface ProductCacheOptions {
   onEvent?(event: CacheEvent): void;
 }
 
-/** The catalog's one cache: products by id, versioned by the row's `version`. */
+/**
+ * The product cache as both services use it: the catalog reads through it, checkout
+ * reads current prices from it for display (never for charging: checkout charges what
+ * Postgres says inside its transaction).
+ */
 export function createProductCache(opts: ProductCacheOptions): VersionedCache<Product> {
   return new VersionedCache<Product>({
     redis: opts.redis,
@@ -31,4 +34,26 @@ export function createProductCache(opts: ProductCacheOptions): VersionedCache<Pr
     ...(opts.fallbackReads ? { fallbackReads: opts.fallbackReads } : {}),
     ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
   });
+}
+
+/**
+ * Structural check of a cached payload. A payload written by another code version
+ * (or corrupted) fails it and is treated as a miss, never served (design.md §4).
+ */
+export function isProduct(x: unknown): x is Product {
+  if (typeof x !== "object" || x === null) return false;
+  const p = x as Record<string, unknown>;
+  return (
+    Number.isSafeInteger(p.id) &&
+    typeof p.sku === "string" &&
+    typeof p.name === "string" &&
+    typeof p.description === "string" &&
+    typeof p.currency === "string" &&
+    Number.isSafeInteger(p.priceCents) &&
+    Number.isSafeInteger(p.listPriceCents) &&
+    Number.isSafeInteger(p.version) &&
+    typeof p.updatedAt === "string" &&
+    (p.validUntil === null || typeof p.validUntil === "string") &&
+    (p.sale === null || (typeof p.sale === "object" && p.sale !== undefined))
+  );
 }

@@ -1,0 +1,126 @@
+import type { Redis } from "ioredis";
+
+/**
+ * Redis stock gate (design.md §6, issue 4): turns buyers of a sold-out item away
+ * before they reach Postgres. Postgres stays the arbiter — its conditional
+ * `UPDATE inventory ... WHERE available >= q` decides every sale — so the gate can
+ * never cause an oversell; it only keeps a 500-buyer rush on 50 units from becoming
+ * 500 contended transactions.
+ *
+ * Per product, in one hash slot:
+ *   `stock:{product:<id>}:avail`  Postgres' `available` as last synced (initialised from
+ *                                 Postgres on demand, overwritten by the invalidator from
+ *                                 inventory change events, decremented on each commit)
+ *   `stock:{product:<id>}:holds`  reservations in flight, "<token>:<qty>" scored by expiry
+ * A buyer passes if avail - (sum of live holds) >= qty. Holds expire on their own, so a
+ * crashed checkout cannot leak units for longer than the hold TTL.
+ */
+const RESERVE = `
+local avail = redis.call('GET', KEYS[1])
+if not avail then return -1 end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[3])
+local held = 0
+for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  held = held + tonumber(string.match(m, ':(%d+)$'))
+end
+if tonumber(avail) - held < tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+return 1
+`;
+
+const RELEASE = `
+local removed = redis.call('ZREM', KEYS[2], ARGV[1])
+if removed == 1 and ARGV[3] == '1' and redis.call('EXISTS', KEYS[1]) == 1 then
+  local left = redis.call('DECRBY', KEYS[1], ARGV[2])
+  if left < 0 then redis.call('SET', KEYS[1], 0, 'KEEPTTL') end
+end
+return removed
+`;
+
+interface GateCommands {
+  fsGateReserve(
+    avail: string,
+    holds: string,
+    member: string,
+    qty: string,
+    now: string,
+    expiresAt: string,
+    holdsTtl: string,
+  ): Promise<-1 | 0 | 1>;
+  fsGateRelease(avail: string, holds: string, member: string, qty: string, committed: string): Promise<0 | 1>;
+}
+
+export type ReserveResult = "reserved" | "sold_out";
+
+export interface StockGateOptions {
+  /** How long a reservation holds units if its checkout never reports back. */
+  holdTtlMs?: number;
+  /** TTL of the synced `avail` value (every key has a TTL: volatile-lfu may evict it; it is re-read from Postgres). */
+  availTtlMs?: number;
+  now?: () => number;
+}
+
+export class StockGate {
+  private readonly redis: Redis & GateCommands;
+  private readonly holdTtlMs: number;
+  private readonly availTtlMs: number;
+  private readonly now: () => number;
+
+  constructor(redis: Redis, opts: StockGateOptions = {}) {
+    const r = redis as Redis & Partial<GateCommands>;
+    if (typeof r.fsGateReserve !== "function") {
+      redis.defineCommand("fsGateReserve", { numberOfKeys: 2, lua: RESERVE });
+      redis.defineCommand("fsGateRelease", { numberOfKeys: 2, lua: RELEASE });
+    }
+    this.redis = r as Redis & GateCommands;
+    this.holdTtlMs = opts.holdTtlMs ?? 10_000;
+    this.availTtlMs = opts.availTtlMs ?? 3_600_000;
+    this.now = opts.now ?? Date.now;
+  }
+
+  static keys(productId: number): { avail: string; holds: string } {
+    return { avail: `stock:{product:${productId}}:avail`, holds: `stock:{product:${productId}}:holds` };
+  }
+
+  /**
+   * Reserves `qty` units for `token`. `availableInDb` is called when the gate does not
+   * know the product yet (first buyer, or the key expired/was evicted).
+   */
+  async reserve(productId: number, qty: number, token: string, availableInDb: () => Promise<number>): Promise<ReserveResult> {
+    const k = StockGate.keys(productId);
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const now = this.now();
+      const r = await this.redis.fsGateReserve(
+        k.avail,
+        k.holds,
+        `${token}:${qty}`,
+        String(qty),
+        String(now),
+        String(now + this.holdTtlMs),
+        String(this.holdTtlMs * 2),
+      );
+      if (r === 1) return "reserved";
+      if (r === 0) return "sold_out";
+      // Unknown product: learn it from Postgres (NX: a concurrent initialiser or the invalidator may win).
+      await this.redis.set(k.avail, String(await availableInDb()), "PX", this.availTtlMs, "NX");
+    }
+    return "sold_out";
+  }
+
+  /** Ends a reservation; `committed` = the order took the units, so the synced value goes down too. */
+  async release(productId: number, qty: number, token: string, committed: boolean): Promise<void> {
+    const k = StockGate.keys(productId);
+    await this.redis.fsGateRelease(k.avail, k.holds, `${token}:${qty}`, String(qty), committed ? "1" : "0");
+  }
+
+  /** The inventory row is gone: forget what we knew (the next reservation re-reads Postgres). */
+  async forget(productId: number): Promise<void> {
+    await this.redis.del(StockGate.keys(productId).avail);
+  }
+
+  /** From an inventory change event: Postgres' `available` after the change. */
+  async sync(productId: number, available: number): Promise<void> {
+    await this.redis.set(StockGate.keys(productId).avail, String(available), "PX", this.availTtlMs);
+  }
+}

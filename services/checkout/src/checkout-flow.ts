@@ -1,0 +1,64 @@
+import { randomUUID } from "node:crypto";
+import type { StockGate } from "@flashsale/cache";
+import { availableStock, type CheckoutOutcome, cartLines, type Db, findIdempotentResult, placeOrder } from "@flashsale/db";
+import type { Logger } from "@flashsale/telemetry";
+import type { BulkheadPolicy } from "cockatiel";
+
+export interface CheckoutFlowDeps {
+  db: Db;
+  /** null: no gate (benchmark baseline, or switched off by config). */
+  gate: StockGate | null;
+  /** Bounds concurrent checkout transactions to what the DB pool can serve; beyond its queue -> 503. */
+  transactions: BulkheadPolicy;
+  logger: Logger;
+}
+
+interface Reservation {
+  productId: number;
+  quantity: number;
+}
+
+/**
+ * One checkout: replay check, stock gate (Redis), then the single short Postgres
+ * transaction that decides (packages/db placeOrder). The gate is an admission
+ * filter only: if Redis misbehaves the checkout proceeds without it ("fail open"),
+ * because Postgres alone already guarantees no oversell.
+ */
+export async function checkout(deps: CheckoutFlowDeps, cartId: string, idempotencyKey: string): Promise<CheckoutOutcome> {
+  const prior = await findIdempotentResult(deps.db, idempotencyKey, cartId);
+  if (prior) return prior;
+
+  const token = randomUUID();
+  const reserved: Reservation[] = [];
+  if (deps.gate) {
+    try {
+      for (const line of await cartLines(deps.db, cartId)) {
+        const r = await deps.gate.reserve(line.productId, line.quantity, token, () => availableStock(deps.db, line.productId));
+        if (r === "sold_out") {
+          await releaseAll(deps, reserved, token, false);
+          return { kind: "out_of_stock", items: [{ productId: line.productId, requested: line.quantity }] };
+        }
+        reserved.push(line);
+      }
+    } catch (err) {
+      deps.logger.warn({ err: (err as Error).message }, "stock gate unavailable; checking out without it");
+      await releaseAll(deps, reserved, token, false);
+      reserved.length = 0;
+    }
+  }
+
+  let outcome: CheckoutOutcome | undefined;
+  try {
+    outcome = await deps.transactions.execute(() => placeOrder(deps.db, cartId, idempotencyKey));
+    return outcome;
+  } finally {
+    await releaseAll(deps, reserved, token, outcome?.kind === "placed" && !outcome.replayed);
+  }
+}
+
+async function releaseAll(deps: CheckoutFlowDeps, reserved: Reservation[], token: string, committed: boolean): Promise<void> {
+  for (const r of reserved) {
+    // A failed release only leaves a hold until it expires (more pessimistic, never oversell).
+    await deps.gate?.release(r.productId, r.quantity, token, committed).catch(() => {});
+  }
+}
