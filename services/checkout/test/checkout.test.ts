@@ -1,5 +1,5 @@
 import { invalidateEntity, StockGate } from "@flashsale/cache";
-import { createDb, type Db } from "@flashsale/db";
+import { createDb, type Db, importListPrices } from "@flashsale/db";
 import { createProductCache } from "@flashsale/product-cache";
 import { createLogger, createMetricsRegistry } from "@flashsale/telemetry";
 import { insertProduct, pgPool, redisClient, runId, TEST_ENV, waitFor } from "@flashsale/testkit";
@@ -234,5 +234,55 @@ describe("checkout", () => {
     expect([huge.statusCode, huge.json().error]).toEqual([413, "PAYLOAD_TOO_LARGE"]);
     const broken = await app.inject({ method: "POST", url: "/carts", headers: { "content-type": "application/json" }, payload: "{" });
     expect([broken.statusCode, broken.json().error]).toEqual([400, "INVALID_BODY"]);
+  });
+});
+
+describe("checkout during a bulk import", () => {
+  it("charges every order the effective price at its commit while 1,000 prices change", async () => {
+    const products = await Promise.all(
+      Array.from({ length: 1000 }, (_, i) => insertProduct(pool, { sku: `CO-${run}-imp-${i}`, listPriceCents: 1000, stock: 1000 })),
+    );
+    const buyers = await Promise.all(Array.from({ length: 150 }, (_, i) => cartWith((products[(i * 7) % 1000] as { id: number }).id, 1)));
+
+    // Each buyer checks out; on PRICE_CHANGED re-confirms (re-adds the line) and tries once more.
+    const buyer = async (cartId: string, i: number) => {
+      let res = await checkout(cartId, `imp-${run}-${i}-a`);
+      if (res.statusCode === 409 && res.json().error === "PRICE_CHANGED") {
+        const productId = res.json().items[0].productId;
+        await app.inject({ method: "POST", url: `/carts/${cartId}/items`, payload: { productId, quantity: 1 } });
+        res = await checkout(cartId, `imp-${run}-${i}-b`);
+      }
+      return res;
+    };
+    const importRows = products.map((p) => ({ sku: p.sku, listPriceCents: 1100 }));
+    const [results] = await Promise.all([
+      Promise.all(buyers.map((c, i) => buyer(c, i))),
+      (async () => {
+        // Let part of the rush commit first, so orders land on both sides of the import.
+        await waitFor(
+          async () => {
+            const { rows: n } = await pool.query("SELECT count(*)::int AS n FROM order_items WHERE product_id = ANY($1)", [products.map((p) => p.id)]);
+            return n[0].n >= 30 ? true : undefined;
+          },
+          { timeoutMs: 30_000, intervalMs: 2, what: "30 orders before the import" },
+        );
+        return importListPrices(db, importRows);
+      })(),
+    ]);
+    expect(results.every((r) => r.statusCode === 201 || r.statusCode === 409)).toBe(true);
+
+    const { rows } = await pool.query(
+      `WITH imp AS (SELECT pg_xact_commit_timestamp(xmin) AS at FROM products WHERE id = $1)
+       SELECT oi.unit_price_cents AS price, pg_xact_commit_timestamp(o.xmin) < (SELECT at FROM imp) AS before_import
+       FROM orders o JOIN order_items oi ON oi.order_id = o.id
+       WHERE oi.product_id = ANY($2)`,
+      [products[0]?.id, products.map((p) => p.id)],
+    );
+    const wrong = rows.filter((r) => r.price !== (r.before_import ? 1000 : 1100));
+    console.log(
+      `import during checkouts: ${rows.length} orders (${rows.filter((r) => r.before_import).length} before the import's commit), ${wrong.length} at a wrong price`,
+    );
+    expect(rows.length).toBeGreaterThan(0);
+    expect(wrong).toEqual([]);
   });
 });
