@@ -43,39 +43,44 @@ interface LineRow {
 /**
  * The checkout invariant (design.md §6) in one short transaction:
  *  1. claim the Idempotency-Key (a concurrent duplicate blocks on the unique index
- *     until we finish, then replays our stored result);
+ *     until we finish, then replays our stored result; callers check for a finished
+ *     replay first, see findIdempotentResult, so replays cost no transaction);
  *  2. read each line's effective price at the DB's clock, holding FOR SHARE row
  *     locks on the products (in id order) only until this transaction ends, so a
  *     price cannot change between the check and the commit;
  *  3. any price differing from what the cart saw -> roll back, PRICE_CHANGED;
  *  4. decrement stock with conditional UPDATEs (in id order: no deadlocks);
  *     any line short -> roll back, OUT_OF_STOCK;
- *  5. write order + items at the re-validated prices, consume the cart.
+ *  5. write order + items at the re-validated prices, store the result under the
+ *     key and consume the cart, in one statement.
  * No network call happens while the transaction is open.
  */
 export async function placeOrder(db: Db, cartId: string, idempotencyKey: string): Promise<CheckoutOutcome> {
-  const prior = await findIdempotentResult(db, idempotencyKey, cartId);
-  if (prior) return prior;
   const orderId = randomUUID();
+  const createdAt = new Date();
   try {
     return await db.$transaction(
       async (tx) => {
+        // A key already used (or in use) conflicts here; we then wait for that
+        // transaction on the unique index and replay its result.
         const claimed = await tx.$executeRaw`
           INSERT INTO idempotency_keys (key, cart_id, order_id, response_body)
           VALUES (${idempotencyKey}, ${cartId}::uuid, ${orderId}::uuid, '{}'::jsonb)
           ON CONFLICT (key) DO NOTHING`;
         if (claimed === 0) throw new ClaimLost();
 
-        const cart = await tx.$queryRaw<{ user_id: string | null }[]>`SELECT user_id FROM carts WHERE id = ${cartId}::uuid`;
-        if (cart.length === 0) throw new Abort({ kind: "cart_not_found" });
-        const lines = await tx.$queryRaw<LineRow[]>`
+        const lines = await tx.$queryRaw<(LineRow & { user_id: string | null })[]>`
           SELECT ci.product_id, ci.quantity, ci.price_cents_seen,
-                 product_effective_price_cents(p, now()) AS price_now
+                 product_effective_price_cents(p, now()) AS price_now,
+                 (SELECT user_id FROM carts WHERE id = ci.cart_id) AS user_id
           FROM cart_items ci JOIN products p ON p.id = ci.product_id
           WHERE ci.cart_id = ${cartId}::uuid
           ORDER BY ci.product_id
           FOR SHARE OF p`;
-        if (lines.length === 0) throw new Abort({ kind: "cart_empty" });
+        if (lines.length === 0) {
+          const cart = await tx.$queryRaw<unknown[]>`SELECT 1 FROM carts WHERE id = ${cartId}::uuid`;
+          throw new Abort({ kind: cart.length === 0 ? "cart_not_found" : "cart_empty" });
+        }
 
         const changed = lines.filter((l) => l.price_now !== l.price_cents_seen);
         if (changed.length > 0) {
@@ -104,18 +109,21 @@ export async function placeOrder(db: Db, cartId: string, idempotencyKey: string)
           unitPriceCents: l.price_now,
         }));
         const totalCents = items.reduce((sum, i) => sum + i.quantity * i.unitPriceCents, 0);
-        const [created] = await tx.$queryRaw<{ created_at: Date }[]>`
-          INSERT INTO orders (id, cart_id, user_id, total_cents)
-          VALUES (${orderId}::uuid, ${cartId}::uuid, ${cart[0]?.user_id ?? null}, ${totalCents})
-          RETURNING created_at`;
+        const order: PlacedOrder = { id: orderId, cartId, items, totalCents, createdAt: createdAt.toISOString() };
+        // All writes in one statement: fewer round trips while the stock row is locked.
         await tx.$executeRaw`
-          INSERT INTO order_items (order_id, product_id, quantity, unit_price_cents)
-          SELECT ${orderId}::uuid, * FROM unnest(${items.map((i) => i.productId)}::bigint[],
-                                                ${items.map((i) => i.quantity)}::int[],
-                                                ${items.map((i) => i.unitPriceCents)}::int[])`;
-        const order: PlacedOrder = { id: orderId, cartId, items, totalCents, createdAt: (created?.created_at ?? new Date()).toISOString() };
-        await tx.$executeRaw`UPDATE idempotency_keys SET response_body = ${JSON.stringify(order)}::jsonb WHERE key = ${idempotencyKey}`;
-        await tx.$executeRaw`DELETE FROM cart_items WHERE cart_id = ${cartId}::uuid`;
+          WITH o AS (
+            INSERT INTO orders (id, cart_id, user_id, total_cents, created_at)
+            VALUES (${orderId}::uuid, ${cartId}::uuid, ${lines[0]?.user_id ?? null}, ${totalCents}, ${createdAt})
+          ), i AS (
+            INSERT INTO order_items (order_id, product_id, quantity, unit_price_cents)
+            SELECT ${orderId}::uuid, * FROM unnest(${items.map((i) => i.productId)}::bigint[],
+                                                  ${items.map((i) => i.quantity)}::int[],
+                                                  ${items.map((i) => i.unitPriceCents)}::int[])
+          ), k AS (
+            UPDATE idempotency_keys SET response_body = ${JSON.stringify(order)}::jsonb WHERE key = ${idempotencyKey}
+          )
+          DELETE FROM cart_items WHERE cart_id = ${cartId}::uuid`;
         return { kind: "placed", order, replayed: false } as CheckoutOutcome;
       },
       { maxWait: 2_000, timeout: 5_000 },
