@@ -54,7 +54,10 @@ async function runOne(s: Scenario, mode: Mode) {
     Array.from({ length: s.skus }, (_, i) => ({ sku: `RUSH-${tag}-${i}`, listPriceCents: 500, stock: s.stockPerSku })),
   );
   // Carts are prepared before the clock starts: we measure checkout only.
-  const { rows: carts } = await pool.query<{ id: string }>(`INSERT INTO carts (user_id) SELECT 'u' || g FROM generate_series(1, $1) g RETURNING id::text`, [BUYERS]);
+  const { rows: carts } = await pool.query<{ id: string }>(
+    `INSERT INTO carts (user_id) SELECT 'u' || g FROM generate_series(1, $1) g RETURNING id::text`,
+    [BUYERS],
+  );
   await pool.query(
     `INSERT INTO cart_items (cart_id, product_id, quantity, price_cents_seen, version_seen)
      SELECT c.id, ($2::bigint[])[1 + (row_number() OVER ()) % array_length($2::bigint[], 1)], 1, 500, 1
@@ -72,7 +75,8 @@ async function runOne(s: Scenario, mode: Mode) {
       while (next < carts.length) {
         const cart = carts[next++] as { id: string };
         const t0 = performance.now();
-        const kind = mode === "naive FOR UPDATE" ? await naiveCheckout(db, cart.id) : (await checkout(flow, cart.id, `rush-${cart.id}`)).kind;
+        const kind =
+          mode === "naive FOR UPDATE" ? await naiveCheckout(db, cart.id) : (await checkout(flow, cart.id, `rush-${cart.id}`)).kind;
         latencies.push(performance.now() - t0);
         outcomes[kind] = (outcomes[kind] ?? 0) + 1;
       }

@@ -12,7 +12,9 @@ export type NaiveOutcome = "placed" | "price_changed" | "out_of_stock" | "cart_e
 export async function naiveCheckout(db: Db, cartId: string): Promise<NaiveOutcome> {
   return db.$transaction(
     async (tx) => {
-      const lines = await tx.$queryRaw<{ product_id: bigint; quantity: number; price_cents_seen: number; price_now: number; available: number }[]>`
+      const lines = await tx.$queryRaw<
+        { product_id: bigint; quantity: number; price_cents_seen: number; price_now: number; available: number }[]
+      >`
         SELECT ci.product_id, ci.quantity, ci.price_cents_seen,
                product_effective_price_cents(p, now()) AS price_now, i.available
         FROM cart_items ci JOIN products p ON p.id = ci.product_id JOIN inventory i ON i.product_id = p.id

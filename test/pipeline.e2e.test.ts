@@ -6,6 +6,7 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { entityKeys, StockGate } from "@flashsale/cache";
+import { auditOrders, checkCacheConsistency } from "@flashsale/consistency";
 import { createDb, type Db } from "@flashsale/db";
 import { createProductCache } from "@flashsale/product-cache";
 import { createLogger, createMetricsRegistry } from "@flashsale/telemetry";
@@ -23,6 +24,7 @@ const execFileP = promisify(execFile);
 const SCHEMA_VERSION = 1;
 const ADMIN = "e2e-admin-token-0123456789";
 const run = runId();
+const suiteStartedAt = new Date();
 const logger = createLogger("e2e", process.env.E2E_LOG_LEVEL ?? "silent");
 
 let pool: pg.Pool;
@@ -239,5 +241,16 @@ describe("pipeline", () => {
     expect(results.map((r) => r.statusCode).sort()).toEqual([201, 409]);
     const { rows } = await pool.query("SELECT available FROM inventory WHERE product_id = $1", [p.id]);
     expect(rows[0].available).toBe(0);
+  });
+
+  it("leaves no cached value stale beyond the invalidation window, and no order at a wrong price (consistency checker)", async () => {
+    const cache = await checkCacheConsistency({ redis, pool, schemaVersion: SCHEMA_VERSION, graceMs: 2_000 });
+    console.log(`consistency: ${cache.keysChecked} keys, ${cache.inconsistent.length} inconsistent, ${cache.staleBeyondGrace} beyond 2 s`);
+    expect(cache.keysChecked).toBeGreaterThan(0);
+    expect(cache.staleBeyondGrace).toBe(0);
+    const orders = await auditOrders(pool, { since: suiteStartedAt });
+    expect(orders.orderLinesChecked).toBeGreaterThan(0);
+    expect(orders.wrongPrice).toEqual([]);
+    expect(orders.negativeStockProducts).toBe(0);
   });
 });

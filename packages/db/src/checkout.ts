@@ -38,7 +38,12 @@ interface LineRow {
   quantity: number;
   price_cents_seen: number;
   price_now: number;
+  /** Next sale start/end after the transaction's start, if any. */
+  boundary: Date | null;
 }
+
+/** A sale started or ended while the transaction ran: the price read at its start is no longer the one at commit. */
+class BoundaryCrossed extends Error {}
 
 /**
  * The checkout invariant (design.md §6) in one short transaction:
@@ -72,6 +77,7 @@ export async function placeOrder(db: Db, cartId: string, idempotencyKey: string)
         const lines = await tx.$queryRaw<(LineRow & { user_id: string | null })[]>`
           SELECT ci.product_id, ci.quantity, ci.price_cents_seen,
                  product_effective_price_cents(p, now()) AS price_now,
+                 product_next_price_boundary(p, now()) AS boundary,
                  (SELECT user_id FROM carts WHERE id = ci.cart_id) AS user_id
           FROM cart_items ci JOIN products p ON p.id = ci.product_id
           WHERE ci.cart_id = ${cartId}::uuid
@@ -111,7 +117,9 @@ export async function placeOrder(db: Db, cartId: string, idempotencyKey: string)
         const totalCents = items.reduce((sum, i) => sum + i.quantity * i.unitPriceCents, 0);
         const order: PlacedOrder = { id: orderId, cartId, items, totalCents, createdAt: createdAt.toISOString() };
         // All writes in one statement: fewer round trips while the stock row is locked.
-        await tx.$executeRaw`
+        // It returns the DB clock after the writes: prices were evaluated at now() (the
+        // transaction start); if a sale boundary fell in between, they may be wrong at commit.
+        const [written] = await tx.$queryRaw<{ at: Date }[]>`
           WITH o AS (
             INSERT INTO orders (id, cart_id, user_id, total_cents, created_at)
             VALUES (${orderId}::uuid, ${cartId}::uuid, ${lines[0]?.user_id ?? null}, ${totalCents}, ${createdAt})
@@ -122,8 +130,12 @@ export async function placeOrder(db: Db, cartId: string, idempotencyKey: string)
                                                   ${items.map((i) => i.unitPriceCents)}::int[])
           ), k AS (
             UPDATE idempotency_keys SET response_body = ${JSON.stringify(order)}::jsonb WHERE key = ${idempotencyKey}
+          ), d AS (
+            DELETE FROM cart_items WHERE cart_id = ${cartId}::uuid
           )
-          DELETE FROM cart_items WHERE cart_id = ${cartId}::uuid`;
+          SELECT clock_timestamp() AS at`;
+        const at = written?.at ?? new Date();
+        if (lines.some((l) => l.boundary !== null && l.boundary <= at)) throw new BoundaryCrossed();
         return { kind: "placed", order, replayed: false } as CheckoutOutcome;
       },
       { maxWait: 2_000, timeout: 5_000 },
@@ -134,8 +146,22 @@ export async function placeOrder(db: Db, cartId: string, idempotencyKey: string)
       return (await findIdempotentResult(db, idempotencyKey, cartId)) ?? { kind: "idempotency_key_reused" };
     }
     if (err instanceof Abort) return err.outcome;
+    if (err instanceof BoundaryCrossed) return priceChangedNow(db, cartId);
     throw err;
   }
+}
+
+/** After a rolled-back transaction that crossed a sale boundary: the lines whose price now differs. */
+async function priceChangedNow(db: Db, cartId: string): Promise<CheckoutOutcome> {
+  const rows = await db.$queryRaw<{ product_id: bigint; price_cents_seen: number; price_now: number }[]>`
+    SELECT ci.product_id, ci.price_cents_seen, product_effective_price_cents(p, clock_timestamp()) AS price_now
+    FROM cart_items ci JOIN products p ON p.id = ci.product_id WHERE ci.cart_id = ${cartId}::uuid`;
+  return {
+    kind: "price_changed",
+    items: rows
+      .filter((r) => r.price_now !== r.price_cents_seen)
+      .map((r) => ({ productId: Number(r.product_id), seenPriceCents: r.price_cents_seen, currentPriceCents: r.price_now })),
+  };
 }
 
 /** The stored outcome of an Idempotency-Key already used (null: never used). */

@@ -1,4 +1,5 @@
 import { invalidateEntity, StockGate } from "@flashsale/cache";
+import { auditOrders } from "@flashsale/consistency";
 import { createDb, type Db, importListPrices } from "@flashsale/db";
 import { createProductCache } from "@flashsale/product-cache";
 import { createLogger, createMetricsRegistry } from "@flashsale/telemetry";
@@ -239,6 +240,7 @@ describe("checkout", () => {
 
 describe("checkout during a bulk import", () => {
   it("charges every order the effective price at its commit while 1,000 prices change", async () => {
+    const startedAt = new Date();
     const products = await Promise.all(
       Array.from({ length: 1000 }, (_, i) => insertProduct(pool, { sku: `CO-${run}-imp-${i}`, listPriceCents: 1000, stock: 1000 })),
     );
@@ -261,7 +263,9 @@ describe("checkout during a bulk import", () => {
         // Let part of the rush commit first, so orders land on both sides of the import.
         await waitFor(
           async () => {
-            const { rows: n } = await pool.query("SELECT count(*)::int AS n FROM order_items WHERE product_id = ANY($1)", [products.map((p) => p.id)]);
+            const { rows: n } = await pool.query("SELECT count(*)::int AS n FROM order_items WHERE product_id = ANY($1)", [
+              products.map((p) => p.id),
+            ]);
             return n[0].n >= 30 ? true : undefined;
           },
           { timeoutMs: 30_000, intervalMs: 2, what: "30 orders before the import" },
@@ -271,18 +275,21 @@ describe("checkout during a bulk import", () => {
     ]);
     expect(results.every((r) => r.statusCode === 201 || r.statusCode === 409)).toBe(true);
 
-    const { rows } = await pool.query(
-      `WITH imp AS (SELECT pg_xact_commit_timestamp(xmin) AS at FROM products WHERE id = $1)
-       SELECT oi.unit_price_cents AS price, pg_xact_commit_timestamp(o.xmin) < (SELECT at FROM imp) AS before_import
-       FROM orders o JOIN order_items oi ON oi.order_id = o.id
-       WHERE oi.product_id = ANY($2)`,
-      [products[0]?.id, products.map((p) => p.id)],
+    // The audit compares each order's unit price with the price state committed last
+    // before the order's own commit (price history + pg_xact_commit_timestamp).
+    const audit = await auditOrders(pool, { since: startedAt, productIds: products.map((p) => p.id) });
+    const { rows: sides } = await pool.query(
+      `SELECT count(*) FILTER (WHERE oi.unit_price_cents = 1000)::int AS before, count(*) FILTER (WHERE oi.unit_price_cents = 1100)::int AS after
+       FROM order_items oi WHERE oi.product_id = ANY($1)`,
+      [products.map((p) => p.id)],
     );
-    const wrong = rows.filter((r) => r.price !== (r.before_import ? 1000 : 1100));
     console.log(
-      `import during checkouts: ${rows.length} orders (${rows.filter((r) => r.before_import).length} before the import's commit), ${wrong.length} at a wrong price`,
+      `import during checkouts: ${audit.orderLinesChecked} orders (${sides[0].before} at the old price, ${sides[0].after} at the new), ${audit.wrongPrice.length} at a wrong price`,
     );
-    expect(rows.length).toBeGreaterThan(0);
-    expect(wrong).toEqual([]);
+    expect(audit.orderLinesChecked).toBe(sides[0].before + sides[0].after);
+    expect(sides[0].before).toBeGreaterThan(0);
+    expect(sides[0].after).toBeGreaterThan(0);
+    expect(audit.unauditable).toBe(0);
+    expect(audit.wrongPrice).toEqual([]);
   });
 });

@@ -1,0 +1,104 @@
+import { KEY_PREFIX } from "@flashsale/cache";
+import type { Redis } from "ioredis";
+import type pg from "pg";
+
+/**
+ * Cache consistency, measured the way Meta's Polaris does: compare what the cache
+ * serves with the source of truth and report the inconsistent fraction ("nines") and
+ * how long each inconsistency has lasted. Checks the Redis tier (L1s live inside the
+ * catalog processes; they are bounded by seconds and kept coherent from Redis).
+ *
+ * A cached product is inconsistent when its version is older than the row's, or its
+ * price differs from the effective price at the database's clock.
+ */
+export interface Inconsistency {
+  productId: number;
+  cachedVersion: number;
+  dbVersion: number;
+  cachedPriceCents: number;
+  dbPriceCents: number;
+  /** How long the database has disagreed with the cache (now - the row's updated_at, or since the sale boundary). */
+  ageMs: number;
+}
+
+export interface CacheCheckReport {
+  checkedAt: string;
+  keysChecked: number;
+  inconsistent: Inconsistency[];
+  /** Inconsistencies older than graceMs: the invalidation pipeline is normally faster than that. */
+  staleBeyondGrace: number;
+  inconsistentFraction: number;
+  /** -log10(inconsistent fraction beyond grace); Infinity when none. 3 = 99.9 % consistent. */
+  nines: number;
+}
+
+interface Envelope {
+  version: number;
+  value: { id: number; priceCents: number; version: number };
+}
+
+export async function checkCacheConsistency(opts: {
+  redis: Redis;
+  pool: pg.Pool;
+  schemaVersion: number;
+  /** At most this many keys (SCAN order); all when the catalog is small. */
+  maxKeys?: number;
+  graceMs?: number;
+}): Promise<CacheCheckReport> {
+  const graceMs = opts.graceMs ?? 2_000;
+  const maxKeys = opts.maxKeys ?? 100_000;
+  const match = `${KEY_PREFIX}v${opts.schemaVersion}:{product:*}`;
+  const cached = new Map<number, Envelope>();
+  let cursor = "0";
+  do {
+    const [next, keys] = await opts.redis.scan(cursor, "MATCH", match, "COUNT", 1000);
+    cursor = next;
+    const valueKeys = keys.filter((k) => k.endsWith("}")).slice(0, maxKeys - cached.size);
+    if (valueKeys.length === 0) continue;
+    const values = await opts.redis.mget(...valueKeys);
+    values.forEach((raw, i) => {
+      if (raw === null) return; // evicted or expired between SCAN and MGET
+      try {
+        const env = JSON.parse(raw) as Envelope;
+        cached.set(Number(/\{product:(\d+)\}/.exec(valueKeys[i] as string)?.[1]), env);
+      } catch {
+        // An unparsable payload is never served (treated as a miss), so it is not an inconsistency.
+      }
+    });
+  } while (cursor !== "0" && cached.size < maxKeys);
+
+  const ids = [...cached.keys()];
+  const { rows } = await opts.pool.query<{ id: string; version: string; price: number; since_ms: number }>(
+    `SELECT p.id, p.version, product_effective_price_cents(p, now()) AS price,
+            extract(epoch FROM now() - greatest(p.updated_at,
+              CASE WHEN p.sale_ends_at <= now() THEN p.sale_ends_at WHEN p.sale_starts_at <= now() THEN p.sale_starts_at END)) * 1000 AS since_ms
+     FROM products p WHERE p.id = ANY($1::bigint[])`,
+    [ids],
+  );
+  const inconsistent: Inconsistency[] = [];
+  for (const r of rows) {
+    const env = cached.get(Number(r.id));
+    if (!env) continue;
+    const dbVersion = Number(r.version);
+    if (env.value.version < dbVersion || env.value.priceCents !== r.price) {
+      inconsistent.push({
+        productId: Number(r.id),
+        cachedVersion: env.value.version,
+        dbVersion,
+        cachedPriceCents: env.value.priceCents,
+        dbPriceCents: r.price,
+        ageMs: Math.round(Number(r.since_ms)),
+      });
+    }
+  }
+  const staleBeyondGrace = inconsistent.filter((i) => i.ageMs > graceMs).length;
+  const fraction = ids.length === 0 ? 0 : staleBeyondGrace / ids.length;
+  return {
+    checkedAt: new Date().toISOString(),
+    keysChecked: ids.length,
+    inconsistent,
+    staleBeyondGrace,
+    inconsistentFraction: fraction,
+    nines: fraction === 0 ? Number.POSITIVE_INFINITY : -Math.log10(fraction),
+  };
+}

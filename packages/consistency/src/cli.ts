@@ -1,0 +1,53 @@
+/**
+ * The consistency checker as a command, against the running stack:
+ *   pnpm --filter @flashsale/consistency check [--since <ISO time>] [--max-keys N] [--json]
+ * Exits 1 when a cached value is stale beyond the grace period or an order was charged
+ * a price other than the effective price at its commit.
+ */
+import { parseArgs } from "node:util";
+import { Redis } from "ioredis";
+import pg from "pg";
+import { checkCacheConsistency } from "./cache-check.ts";
+import { auditOrders } from "./order-audit.ts";
+
+const { values } = parseArgs({
+  options: { since: { type: "string" }, "max-keys": { type: "string" }, json: { type: "boolean" }, "grace-ms": { type: "string" } },
+});
+const pool = new pg.Pool({
+  connectionString: process.env.DATABASE_URL ?? "postgresql://flashsale:flashsale@127.0.0.1:5432/flashsale",
+  connectionTimeoutMillis: 5_000,
+  statement_timeout: 60_000,
+});
+const redis = new Redis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379", { commandTimeout: 5_000, connectTimeout: 2_000 });
+try {
+  const cache = await checkCacheConsistency({
+    redis,
+    pool,
+    schemaVersion: Number(process.env.CACHE_SCHEMA_VERSION ?? 1),
+    maxKeys: Number(values["max-keys"] ?? 100_000),
+    graceMs: Number(values["grace-ms"] ?? 2_000),
+  });
+  const orders = await auditOrders(pool, { since: new Date(values.since ?? 0) });
+  if (values.json) {
+    console.log(JSON.stringify({ cache, orders }, null, 2));
+  } else {
+    console.log(
+      `cache: ${cache.keysChecked} keys checked, ${cache.inconsistent.length} inconsistent (${cache.staleBeyondGrace} beyond grace), nines ${cache.nines === Infinity ? "∞" : cache.nines.toFixed(2)}`,
+    );
+    for (const i of cache.inconsistent.slice(0, 20))
+      console.log(
+        `  product ${i.productId}: cached v${i.cachedVersion} ${i.cachedPriceCents}¢, db v${i.dbVersion} ${i.dbPriceCents}¢, for ${i.ageMs} ms`,
+      );
+    console.log(
+      `orders: ${orders.orderLinesChecked} lines checked (${orders.unauditable} without commit timestamps/history), ${orders.wrongPrice.length} at a wrong price, ${orders.negativeStockProducts} products below zero stock`,
+    );
+    for (const w of orders.wrongPrice.slice(0, 20))
+      console.log(
+        `  order ${w.orderId} product ${w.productId}: charged ${w.chargedCents}¢, effective at commit ${w.effectiveCentsAtCommit}¢`,
+      );
+  }
+  process.exitCode = cache.staleBeyondGrace > 0 || orders.wrongPrice.length > 0 || orders.negativeStockProducts > 0 ? 1 : 0;
+} finally {
+  await pool.end();
+  redis.disconnect();
+}

@@ -1,0 +1,86 @@
+import { entityKeys } from "@flashsale/cache";
+import { insertProduct, pgPool, redisClient, runId } from "@flashsale/testkit";
+import type { Redis } from "ioredis";
+import type pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { checkCacheConsistency } from "../src/cache-check.ts";
+import { auditOrders } from "../src/order-audit.ts";
+
+const SCHEMA = 3_000 + Math.floor(Math.random() * 1_000);
+let pool: pg.Pool;
+let redis: Redis;
+
+beforeAll(() => {
+  pool = pgPool();
+  redis = redisClient();
+});
+afterAll(async () => {
+  const keys = await redis.keys(`catalog:v${SCHEMA}:*`);
+  if (keys.length) await redis.del(...keys);
+  await Promise.all([pool.end(), redis.quit()]);
+});
+
+/** Writes a cache entry the way VersionedCache does (envelope with the product). */
+async function cache(id: number, version: number, priceCents: number) {
+  const env = { version, storedAt: Date.now(), expiresAt: Date.now() + 60_000, delta: 1, value: { id, version, priceCents } };
+  await redis.set(entityKeys(SCHEMA, "product", id).value, JSON.stringify(env), "PX", 60_000);
+}
+
+describe("checkCacheConsistency", () => {
+  it("finds a cached value the database no longer agrees with, and how long it has been wrong", async () => {
+    const ok = await insertProduct(pool, { sku: `CC-${runId()}`, listPriceCents: 100, stock: 1 });
+    const lost = await insertProduct(pool, { sku: `CC-${runId()}`, listPriceCents: 100, stock: 1 });
+    await cache(ok.id, 1, 100);
+    await cache(lost.id, 1, 100);
+    await redis.set(`${entityKeys(SCHEMA, "product", 999_999_999).value}`, "not json", "PX", 60_000);
+    // A write whose invalidation was lost: the cache keeps version 1.
+    await pool.query("UPDATE products SET list_price_cents = 150 WHERE id = $1", [lost.id]);
+
+    // Young: still inside the window an invalidation normally needs, so not counted against the nines.
+    const young = await checkCacheConsistency({ redis, pool, schemaVersion: SCHEMA, graceMs: 60_000 });
+    expect(young.keysChecked).toBe(2);
+    expect(young.inconsistent).toHaveLength(1);
+    expect(young.inconsistent[0]).toMatchObject({
+      productId: lost.id,
+      cachedVersion: 1,
+      dbVersion: 2,
+      cachedPriceCents: 100,
+      dbPriceCents: 150,
+    });
+    expect(young.inconsistent[0]?.ageMs).toBeLessThan(60_000);
+    expect(young.staleBeyondGrace).toBe(0);
+
+    const strict = await checkCacheConsistency({ redis, pool, schemaVersion: SCHEMA, graceMs: 0 });
+    expect(strict.staleBeyondGrace).toBe(1);
+    expect(strict.nines).toBeCloseTo(-Math.log10(0.5));
+
+    await redis.del(entityKeys(SCHEMA, "product", lost.id).value); // what the invalidator would have done
+    const after = await checkCacheConsistency({ redis, pool, schemaVersion: SCHEMA });
+    expect(after.inconsistent).toEqual([]);
+    expect(after.nines).toBe(Number.POSITIVE_INFINITY);
+  });
+});
+
+describe("auditOrders", () => {
+  it("flags an order charged a price other than the effective price at its commit", async () => {
+    const since = new Date();
+    const p = await insertProduct(pool, { sku: `AU-${runId()}`, listPriceCents: 700, stock: 10 });
+    const order = async (price: number) => {
+      const { rows } = await pool.query("INSERT INTO orders (cart_id, total_cents) VALUES (gen_random_uuid(), $1) RETURNING id", [price]);
+      await pool.query("INSERT INTO order_items (order_id, product_id, quantity, unit_price_cents) VALUES ($1, $2, 1, $3)", [
+        rows[0].id,
+        p.id,
+        price,
+      ]);
+      return rows[0].id as string;
+    };
+    await order(700); // right
+    await pool.query("UPDATE products SET list_price_cents = 800 WHERE id = $1", [p.id]);
+    const wrong = await order(700); // committed after the change: should have been 800
+    await order(800); // right
+
+    const report = await auditOrders(pool, { since, productIds: [p.id] });
+    expect(report.orderLinesChecked).toBe(3);
+    expect(report.wrongPrice).toEqual([expect.objectContaining({ orderId: wrong, chargedCents: 700, effectiveCentsAtCommit: 800 })]);
+  });
+});
