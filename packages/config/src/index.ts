@@ -67,6 +67,9 @@ export const invalidatorSchema = z.object({
   KAFKA_GROUP_ID: z.string().default("flashsale-invalidator"),
   KAFKA_TOPIC_PREFIX: z.string().default("flashsale"),
   FENCE_TTL_SECONDS: z.coerce.number().int().min(1).default(60),
+  /** Periodic consistency check of up to CONSISTENCY_CHECK_MAX_KEYS cached products; 0 disables it. */
+  CONSISTENCY_CHECK_INTERVAL_MS: z.coerce.number().int().min(0).default(30_000),
+  CONSISTENCY_CHECK_MAX_KEYS: z.coerce.number().int().min(1).default(1_000),
 });
 
 export type CatalogConfig = z.infer<typeof catalogSchema>;

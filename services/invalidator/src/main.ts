@@ -2,7 +2,9 @@ import { invalidatorSchema, loadConfig } from "@flashsale/config";
 import { closeGracefully } from "@flashsale/http";
 import { createLogger, createMetricsRegistry } from "@flashsale/telemetry";
 import { Redis } from "ioredis";
+import pg from "pg";
 import { buildInvalidatorApp } from "./app.ts";
+import { startConsistencyJob } from "./consistency-job.ts";
 import { startInvalidator } from "./consumer.ts";
 import { createKafka } from "./kafka.ts";
 
@@ -23,6 +25,24 @@ const invalidator = await startInvalidator({
   schemaVersion: config.CACHE_SCHEMA_VERSION,
   fenceTtlMs: config.FENCE_TTL_SECONDS * 1000,
 });
+const pool = new pg.Pool({
+  connectionString: config.DATABASE_URL,
+  max: 2,
+  connectionTimeoutMillis: 2_000,
+  statement_timeout: config.DB_STATEMENT_TIMEOUT_MS,
+});
+const consistency =
+  config.CONSISTENCY_CHECK_INTERVAL_MS > 0
+    ? startConsistencyJob({
+        redis,
+        pool,
+        schemaVersion: config.CACHE_SCHEMA_VERSION,
+        intervalMs: config.CONSISTENCY_CHECK_INTERVAL_MS,
+        maxKeys: config.CONSISTENCY_CHECK_MAX_KEYS,
+        metrics,
+        logger,
+      })
+    : null;
 const app = await buildInvalidatorApp({ redis, logger, metrics, isConsuming: invalidator.isConsuming });
-closeGracefully(app, [() => invalidator.stop(), () => redis.quit()]);
+closeGracefully(app, [async () => consistency?.stop(), () => invalidator.stop(), () => pool.end(), () => redis.quit()]);
 await app.listen({ host: config.HOST, port: config.PORT });

@@ -1,0 +1,59 @@
+import { checkCacheConsistency } from "@flashsale/consistency";
+import type { Logger } from "@flashsale/telemetry";
+import type { Redis } from "ioredis";
+import type pg from "pg";
+import { Gauge, type Registry } from "prom-client";
+
+/**
+ * The consistency checker as a periodic job (issue 5): samples up to `maxKeys` cached
+ * products every `intervalMs` and exports what it found, so a dashboard shows the
+ * cache's consistency in nines next to the invalidation lag.
+ */
+export function startConsistencyJob(opts: {
+  redis: Redis;
+  pool: pg.Pool;
+  schemaVersion: number;
+  intervalMs: number;
+  maxKeys: number;
+  metrics: Registry;
+  logger: Logger;
+}): { stop(): void } {
+  const checked = new Gauge({
+    name: "cache_consistency_keys_checked",
+    help: "Cached products compared with Postgres in the last check",
+    registers: [opts.metrics],
+  });
+  const stale = new Gauge({
+    name: "cache_consistency_stale_keys",
+    help: "Cached products disagreeing with Postgres for longer than the grace period (2 s) in the last check",
+    registers: [opts.metrics],
+  });
+  const oldest = new Gauge({
+    name: "cache_consistency_oldest_inconsistency_seconds",
+    help: "Age of the oldest inconsistency in the last check",
+    registers: [opts.metrics],
+  });
+  let running = false;
+  const timer = setInterval(async () => {
+    if (running) return; // a slow check is not stacked on another
+    running = true;
+    try {
+      const r = await checkCacheConsistency({
+        redis: opts.redis,
+        pool: opts.pool,
+        schemaVersion: opts.schemaVersion,
+        maxKeys: opts.maxKeys,
+      });
+      checked.set(r.keysChecked);
+      stale.set(r.staleBeyondGrace);
+      oldest.set(Math.max(0, ...r.inconsistent.map((i) => i.ageMs)) / 1000);
+      if (r.staleBeyondGrace > 0) opts.logger.warn({ inconsistent: r.inconsistent.slice(0, 10) }, "stale cache entries found");
+    } catch (err) {
+      opts.logger.warn({ err: (err as Error).message }, "consistency check failed");
+    } finally {
+      running = false;
+    }
+  }, opts.intervalMs);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
+}
