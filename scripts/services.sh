@@ -29,7 +29,9 @@ svc_start() {
     return 1
   fi
   t0=$(date +%s%3N)
-  (cd "$ROOT" && exec setsid node --import tsx "services/$s/src/main.ts" >>"$SVC_LOG_DIR/$s.log" 2>&1) &
+  # register.ts turns OpenTelemetry on when OTEL_EXPORTER_OTLP_ENDPOINT is set.
+  (cd "$ROOT" && OTEL_SERVICE_NAME="${OTEL_SERVICE_NAME:-$s}" exec setsid node --import tsx --import ./packages/telemetry/src/register.ts \
+    "services/$s/src/main.ts" >>"$SVC_LOG_DIR/$s.log" 2>&1) &
   echo $! >"$SVC_PID_DIR/$s.pid"
   local deadline=$(($(date +%s) + SERVICE_READY_TIMEOUT))
   until curl -fsS -m 1 "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; do

@@ -66,6 +66,8 @@ export const invalidatorSchema = z.object({
     ),
   KAFKA_GROUP_ID: z.string().default("flashsale-invalidator"),
   KAFKA_TOPIC_PREFIX: z.string().default("flashsale"),
+  /** Where a consumer group with no committed offsets starts (earliest: miss nothing on a first deployment). */
+  KAFKA_NEW_GROUP_START: z.enum(["earliest", "latest"]).default("earliest"),
   FENCE_TTL_SECONDS: z.coerce.number().int().min(1).default(60),
   /** Periodic consistency check of up to CONSISTENCY_CHECK_MAX_KEYS cached products; 0 disables it. */
   CONSISTENCY_CHECK_INTERVAL_MS: z.coerce.number().int().min(0).default(30_000),

@@ -75,10 +75,16 @@ export async function listProducts(db: Db, opts: { limit: number; afterId: numbe
   return rows.map(toProduct);
 }
 
-export async function setListPrice(db: Db, id: number, listPriceCents: number): Promise<Product | null> {
+/** Trace context of the request making a write; stored on the row for the change event (see migration 20261125020000). */
+export interface WriteContext {
+  traceparent?: string | null;
+}
+
+export async function setListPrice(db: Db, id: number, listPriceCents: number, ctx: WriteContext = {}): Promise<Product | null> {
   const rows = await db.$queryRaw<ProductRow[]>`
     WITH updated AS (
-      UPDATE products SET list_price_cents = ${listPriceCents} WHERE id = ${id} RETURNING *
+      UPDATE products SET list_price_cents = ${listPriceCents}, change_traceparent = ${ctx.traceparent ?? null}
+      WHERE id = ${id} RETURNING *
     )
     SELECT p.id, p.sku, p.name, p.description, p.currency, p.list_price_cents, p.sale_price_cents,
            p.sale_starts_at, p.sale_ends_at, p.version, p.updated_at,
@@ -98,11 +104,11 @@ export interface NewProduct {
 }
 
 /** Inserts product + inventory in one statement; null when the SKU already exists. */
-export async function createProduct(db: Db, p: NewProduct): Promise<Product | null> {
+export async function createProduct(db: Db, p: NewProduct, ctx: WriteContext = {}): Promise<Product | null> {
   const rows = await db.$queryRaw<{ id: bigint }[]>`
     WITH inserted AS (
-      INSERT INTO products (sku, name, description, currency, list_price_cents)
-      VALUES (${p.sku}, ${p.name}, ${p.description}, ${p.currency}, ${p.listPriceCents})
+      INSERT INTO products (sku, name, description, currency, list_price_cents, change_traceparent)
+      VALUES (${p.sku}, ${p.name}, ${p.description}, ${p.currency}, ${p.listPriceCents}, ${ctx.traceparent ?? null})
       ON CONFLICT (sku) DO NOTHING
       RETURNING id
     ), stock AS (
@@ -130,14 +136,14 @@ export interface PriceImportResult {
  * touched (no version bump, no needless invalidation). The app invalidates nothing:
  * the change reaches the cache through CDC like any other write.
  */
-export async function importListPrices(db: Db, rows: PriceImportRow[]): Promise<PriceImportResult> {
+export async function importListPrices(db: Db, rows: PriceImportRow[], ctx: WriteContext = {}): Promise<PriceImportResult> {
   const skus = rows.map((r) => r.sku);
   const prices = rows.map((r) => r.listPriceCents);
   const [result] = await db.$queryRaw<{ updated: bigint; known: string[] }[]>`
     WITH input AS (
       SELECT * FROM unnest(${skus}::text[], ${prices}::int[]) AS v(sku, price)
     ), updated AS (
-      UPDATE products p SET list_price_cents = input.price
+      UPDATE products p SET list_price_cents = input.price, change_traceparent = ${ctx.traceparent ?? null}
       FROM input
       WHERE p.sku = input.sku AND p.list_price_cents IS DISTINCT FROM input.price
       RETURNING p.id
@@ -166,14 +172,15 @@ export interface SaleInput {
 }
 
 /** Puts products on sale, all or none: an unknown id rolls the whole statement back. */
-export async function setSale(db: Db, s: SaleInput): Promise<number[]> {
+export async function setSale(db: Db, s: SaleInput, ctx: WriteContext = {}): Promise<number[]> {
   return db.$transaction(async (tx) => {
     const rows = await tx.$queryRaw<{ id: bigint }[]>`
       UPDATE products
       SET sale_price_cents = coalesce(${s.salePriceCents ?? null}::int,
                                       (list_price_cents * (100 - ${s.percentOff ?? 0}::int)) / 100),
           sale_starts_at = ${s.startsAt},
-          sale_ends_at = ${s.endsAt}
+          sale_ends_at = ${s.endsAt},
+          change_traceparent = ${ctx.traceparent ?? null}
       WHERE id = ANY(${s.productIds}::bigint[])
       RETURNING id`;
     const updated = rows.map((r) => Number(r.id));

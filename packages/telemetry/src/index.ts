@@ -19,3 +19,4 @@ export function createMetricsRegistry(service: string): Registry {
   collectDefaultMetrics({ register: registry });
   return registry;
 }
+export { currentTraceparent, shutdownTracing, spanContextFromTraceparent, startTracing, trace } from "./tracing.ts";

@@ -143,11 +143,15 @@ export async function spawnService(
   env: Record<string, string>,
 ): Promise<ServiceProcess> {
   const { spawn } = await import("node:child_process");
-  const proc = spawn(process.execPath, ["--import", "tsx", `services/${name}/src/main.ts`], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, LOG_LEVEL: "warn", ...env, PORT: String(port) },
-    stdio: ["ignore", "ignore", "inherit"],
-  });
+  const proc = spawn(
+    process.execPath,
+    ["--import", "tsx", "--import", "./packages/telemetry/src/register.ts", `services/${name}/src/main.ts`],
+    {
+      cwd: REPO_ROOT,
+      env: { ...process.env, LOG_LEVEL: "warn", OTEL_SERVICE_NAME: name, ...env, PORT: String(port) },
+      stdio: ["ignore", "ignore", "inherit"],
+    },
+  );
   const url = `http://127.0.0.1:${port}`;
   await waitFor(
     async () => {

@@ -2,7 +2,7 @@ import { KEY_PREFIX, L1Invalidations } from "@flashsale/cache";
 import { catalogSchema, loadConfig } from "@flashsale/config";
 import { createDb } from "@flashsale/db";
 import { closeGracefully } from "@flashsale/http";
-import { createLogger, createMetricsRegistry } from "@flashsale/telemetry";
+import { createLogger, createMetricsRegistry, shutdownTracing } from "@flashsale/telemetry";
 import { Redis } from "ioredis";
 import { buildCatalogApp } from "./app.ts";
 
@@ -41,5 +41,5 @@ const app = await buildCatalogApp({
     ...(invalidations ? { l1: { invalidations, ttlMs: config.CACHE_L1_TTL_MS, maxEntries: config.CACHE_L1_MAX_ENTRIES } } : {}),
   },
 });
-closeGracefully(app, [async () => invalidations?.stop(), () => redis.quit(), () => db.$disconnect()]);
+closeGracefully(app, [async () => invalidations?.stop(), () => redis.quit(), () => db.$disconnect(), shutdownTracing]);
 await app.listen({ host: config.HOST, port: config.PORT });

@@ -3,7 +3,7 @@ import { checkoutSchema, loadConfig } from "@flashsale/config";
 import { createDb } from "@flashsale/db";
 import { closeGracefully } from "@flashsale/http";
 import { createProductCache } from "@flashsale/product-cache";
-import { createLogger, createMetricsRegistry } from "@flashsale/telemetry";
+import { createLogger, createMetricsRegistry, shutdownTracing } from "@flashsale/telemetry";
 import { Redis } from "ioredis";
 import { buildCheckoutApp } from "./app.ts";
 
@@ -28,5 +28,5 @@ const app = await buildCheckoutApp({
   transactions: { limit: config.DB_POOL_MAX, queue: config.CHECKOUT_QUEUE },
   rateLimit: { max: config.CHECKOUT_RATE_LIMIT_MAX, windowMs: config.CHECKOUT_RATE_LIMIT_WINDOW_MS },
 });
-closeGracefully(app, [() => redis.quit(), () => db.$disconnect()]);
+closeGracefully(app, [() => redis.quit(), () => db.$disconnect(), shutdownTracing]);
 await app.listen({ host: config.HOST, port: config.PORT });

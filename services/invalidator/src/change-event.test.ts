@@ -7,7 +7,15 @@ const source = { table: "products", ts_ms: 1_700_000_000_000 };
 describe("parseProductChange", () => {
   it("reads id, new version and commit time of an update", () => {
     const e = parseProductChange(buf({ id: 7 }), buf({ before: null, after: { id: 7, version: 12 }, source, op: "u" }));
-    expect(e).toEqual({ kind: "product", id: 7, version: 12, op: "u", committedAtMs: source.ts_ms });
+    expect(e).toEqual({ kind: "product", id: 7, version: 12, op: "u", committedAtMs: source.ts_ms, traceparent: null });
+  });
+
+  it("carries the writer's traceparent, ignoring malformed ones", () => {
+    const tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    const ok = parseProductChange(null, buf({ after: { id: 7, version: 2, change_traceparent: tp }, source, op: "u" }));
+    expect(ok).toMatchObject({ traceparent: tp });
+    const bad = parseProductChange(null, buf({ after: { id: 7, version: 2, change_traceparent: "x; drop" }, source, op: "u" }));
+    expect(bad).toMatchObject({ traceparent: null });
   });
 
   it("fences a delete forever (no fill may pass)", () => {

@@ -12,6 +12,8 @@ export interface ProductChange {
   op: "c" | "u" | "d" | "r";
   /** When Postgres committed the change (source.ts_ms), for the lag metric. */
   committedAtMs: number;
+  /** W3C traceparent of the request that wrote the row, if it was traced (products.change_traceparent). */
+  traceparent: string | null;
 }
 
 export type ChangeEvent = ProductChange | { kind: "tombstone" };
@@ -37,12 +39,14 @@ export function parseProductChange(key: Buffer | null, value: Buffer | null): Ch
   const row = asObject(op === "d" ? event.before : event.after, op === "d" ? "before" : "after");
   const keyId = key ? parseJson(key, "key").id : undefined;
   const id = toId(row.id ?? keyId);
-  if (op === "d") return { kind: "product", id, version: DELETE_FENCE_VERSION, op, committedAtMs };
+  if (op === "d") return { kind: "product", id, version: DELETE_FENCE_VERSION, op, committedAtMs, traceparent: null };
   const version = row.version;
   if (typeof version !== "number" || !Number.isSafeInteger(version) || version < 1) {
     throw new PoisonMessage(`row version ${JSON.stringify(version)} is not a positive integer`);
   }
-  return { kind: "product", id, version, op, committedAtMs };
+  const tp = row.change_traceparent;
+  const traceparent = typeof tp === "string" && /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/.test(tp) ? tp : null;
+  return { kind: "product", id, version, op, committedAtMs, traceparent };
 }
 
 function parseJson(buf: Buffer, what: string): Record<string, unknown> {

@@ -1,5 +1,5 @@
 import { invalidateEntity, StockGate } from "@flashsale/cache";
-import type { Logger } from "@flashsale/telemetry";
+import { type Logger, spanContextFromTraceparent, trace } from "@flashsale/telemetry";
 import type { Redis } from "ioredis";
 import { type Consumer, type EachMessagePayload, type Kafka, type KafkaMessage, Partitioners, type Producer } from "kafkajs";
 import { Counter, Histogram, type Registry } from "prom-client";
@@ -30,6 +30,7 @@ export interface RunningInvalidator {
 }
 
 const MAX_BACKOFF_MS = 5_000;
+const tracer = trace.getTracer("flashsale-invalidator");
 
 /**
  * Consumes Debezium's topics: a products change evicts + fences the product's cache key,
@@ -110,7 +111,22 @@ export async function startInvalidator(opts: InvalidatorOptions): Promise<Runnin
       version: change.version,
       fenceTtlMs: opts.fenceTtlMs,
     };
-    await untilRedisAcknowledges(() => invalidateEntity(opts.redis, target), heartbeat, { productId: change.id });
+    // The span links to the trace of the write that caused this change (when it was traced).
+    const writer = change.traceparent ? spanContextFromTraceparent(change.traceparent) : undefined;
+    await tracer.startActiveSpan(
+      "invalidate product",
+      {
+        links: writer ? [{ context: writer }] : [],
+        attributes: { "flashsale.product_id": change.id, "flashsale.version": change.version },
+      },
+      async (span) => {
+        try {
+          await untilRedisAcknowledges(() => invalidateEntity(opts.redis, target), heartbeat, { productId: change.id });
+        } finally {
+          span.end();
+        }
+      },
+    );
     m.lag.observe(Math.max(0, Date.now() - change.committedAtMs) / 1000);
     m.events.inc({ outcome: "evicted" });
   };

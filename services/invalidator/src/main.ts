@@ -1,6 +1,6 @@
 import { invalidatorSchema, loadConfig } from "@flashsale/config";
 import { closeGracefully } from "@flashsale/http";
-import { createLogger, createMetricsRegistry } from "@flashsale/telemetry";
+import { createLogger, createMetricsRegistry, shutdownTracing } from "@flashsale/telemetry";
 import { Redis } from "ioredis";
 import pg from "pg";
 import { buildInvalidatorApp } from "./app.ts";
@@ -24,6 +24,7 @@ const invalidator = await startInvalidator({
   topicPrefix: config.KAFKA_TOPIC_PREFIX,
   schemaVersion: config.CACHE_SCHEMA_VERSION,
   fenceTtlMs: config.FENCE_TTL_SECONDS * 1000,
+  newGroupStartsAt: config.KAFKA_NEW_GROUP_START,
 });
 const pool = new pg.Pool({
   connectionString: config.DATABASE_URL,
@@ -44,5 +45,5 @@ const consistency =
       })
     : null;
 const app = await buildInvalidatorApp({ redis, logger, metrics, isConsuming: invalidator.isConsuming });
-closeGracefully(app, [async () => consistency?.stop(), () => invalidator.stop(), () => pool.end(), () => redis.quit()]);
+closeGracefully(app, [async () => consistency?.stop(), () => invalidator.stop(), () => pool.end(), () => redis.quit(), shutdownTracing]);
 await app.listen({ host: config.HOST, port: config.PORT });

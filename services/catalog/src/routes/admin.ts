@@ -1,5 +1,6 @@
 import { createProduct, importListPrices, setListPrice, setSale, UnknownProductsError } from "@flashsale/db";
 import { errorBodySchema, HttpError, requireBearer } from "@flashsale/http";
+import { currentTraceparent } from "@flashsale/telemetry";
 import type { FastifyInstance } from "fastify";
 import type { CatalogDeps } from "../app.ts";
 import { MAX_IMPORT_ROWS, parsePriceImport } from "../import-parser.ts";
@@ -31,7 +32,7 @@ export async function adminRoutes(app: FastifyInstance, deps: CatalogDeps): Prom
     },
     async (request) => {
       const id = Number(request.params.id);
-      const product = await setListPrice(deps.db, id, request.body.listPriceCents);
+      const product = await setListPrice(deps.db, id, request.body.listPriceCents, { traceparent: currentTraceparent() });
       if (!product) throw new HttpError(404, "NOT_FOUND", `product ${id} not found`);
       return product;
     },
@@ -59,14 +60,18 @@ export async function adminRoutes(app: FastifyInstance, deps: CatalogDeps): Prom
     },
     async (request, reply) => {
       const b = request.body;
-      const product = await createProduct(deps.db, {
-        sku: b.sku,
-        name: b.name,
-        description: b.description ?? "",
-        currency: b.currency ?? "USD",
-        listPriceCents: b.listPriceCents,
-        stock: b.stock,
-      });
+      const product = await createProduct(
+        deps.db,
+        {
+          sku: b.sku,
+          name: b.name,
+          description: b.description ?? "",
+          currency: b.currency ?? "USD",
+          listPriceCents: b.listPriceCents,
+          stock: b.stock,
+        },
+        { traceparent: currentTraceparent() },
+      );
       if (!product) throw new HttpError(409, "SKU_EXISTS", `sku ${b.sku} already exists`);
       return reply.status(201).send(product);
     },
@@ -99,7 +104,11 @@ export async function adminRoutes(app: FastifyInstance, deps: CatalogDeps): Prom
       const price = b.salePriceCents !== undefined ? { salePriceCents: b.salePriceCents } : { percentOff: b.percentOff as number };
       let updatedIds: number[];
       try {
-        updatedIds = await setSale(deps.db, { productIds: b.productIds, startsAt, endsAt, ...price });
+        updatedIds = await setSale(
+          deps.db,
+          { productIds: b.productIds, startsAt, endsAt, ...price },
+          { traceparent: currentTraceparent() },
+        );
       } catch (err) {
         if (!(err instanceof UnknownProductsError)) throw err;
         throw new HttpError(404, "NOT_FOUND", "unknown product ids; no sale was created", { productIds: err.productIds });
@@ -122,7 +131,7 @@ export async function adminRoutes(app: FastifyInstance, deps: CatalogDeps): Prom
         throw new HttpError(415, "UNSUPPORTED_MEDIA_TYPE", "send text/csv or application/x-ndjson");
       }
       const rows = parsePriceImport(request.body, request.headers["content-type"] ?? "");
-      return importListPrices(deps.db, rows);
+      return importListPrices(deps.db, rows, { traceparent: currentTraceparent() });
     },
   );
 }
