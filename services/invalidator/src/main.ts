@@ -6,6 +6,7 @@ import pg from "pg";
 import { buildInvalidatorApp } from "./app.ts";
 import { startConsistencyJob } from "./consistency-job.ts";
 import { startInvalidator } from "./consumer.ts";
+import { startConsumerLagGauge } from "./consumer-lag.ts";
 import { createKafka } from "./kafka.ts";
 
 const config = loadConfig(invalidatorSchema);
@@ -15,8 +16,9 @@ const metrics = createMetricsRegistry("invalidator");
 const redis = new Redis(config.REDIS_URL, { commandTimeout: config.REDIS_COMMAND_TIMEOUT_MS, connectTimeout: 2_000 });
 redis.on("error", (err) => logger.warn({ err: err.message }, "redis error"));
 
+const kafka = createKafka(config.KAFKA_BROKERS, "flashsale-invalidator", logger);
 const invalidator = await startInvalidator({
-  kafka: createKafka(config.KAFKA_BROKERS, "flashsale-invalidator", logger),
+  kafka,
   redis,
   logger,
   metrics,
@@ -25,6 +27,14 @@ const invalidator = await startInvalidator({
   schemaVersion: config.CACHE_SCHEMA_VERSION,
   fenceTtlMs: config.FENCE_TTL_SECONDS * 1000,
   newGroupStartsAt: config.KAFKA_NEW_GROUP_START,
+});
+const consumerLag = startConsumerLagGauge({
+  kafka,
+  groupId: config.KAFKA_GROUP_ID,
+  topics: [`${config.KAFKA_TOPIC_PREFIX}.public.products`, `${config.KAFKA_TOPIC_PREFIX}.public.inventory`],
+  intervalMs: 5_000,
+  metrics,
+  logger,
 });
 const pool = new pg.Pool({
   connectionString: config.DATABASE_URL,
@@ -45,5 +55,12 @@ const consistency =
       })
     : null;
 const app = await buildInvalidatorApp({ redis, logger, metrics, isConsuming: invalidator.isConsuming });
-closeGracefully(app, [async () => consistency?.stop(), () => invalidator.stop(), () => pool.end(), () => redis.quit(), shutdownTracing]);
+closeGracefully(app, [
+  async () => consistency?.stop(),
+  () => consumerLag.stop(),
+  () => invalidator.stop(),
+  () => pool.end(),
+  () => redis.quit(),
+  shutdownTracing,
+]);
 await app.listen({ host: config.HOST, port: config.PORT });
