@@ -20,7 +20,8 @@ export type ChangeEvent = ProductChange | { kind: "tombstone" };
 
 export class PoisonMessage extends Error {}
 
-export const MAX_EVENT_BYTES = 1024 * 1024;
+// A products or inventory event is a few hundred bytes; anything this large is not one of ours.
+export const MAX_EVENT_BYTES = 256 * 1024;
 export const DELETE_FENCE_VERSION = Number.MAX_SAFE_INTEGER;
 
 export function parseProductChange(key: Buffer | null, value: Buffer | null): ChangeEvent {

@@ -1,0 +1,151 @@
+/**
+ * The invalidator against real Kafka and Redis, fed crafted Debezium-shaped events on
+ * topics of its own (no Debezium needed here; the e2e suite covers the real connector):
+ * poison events go to the dead-letter topic without stopping it, an outage of Redis
+ * delays evictions but loses none, and a restart resumes from the committed offsets.
+ */
+import { entityKeys } from "@flashsale/cache";
+import { createLogger, createMetricsRegistry } from "@flashsale/telemetry";
+import { PrivateRedis, redisClient, runId, TEST_ENV, waitFor } from "@flashsale/testkit";
+import { Redis } from "ioredis";
+import { type Consumer, Kafka, logLevel, Partitioners, type Producer } from "kafkajs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type RunningInvalidator, startInvalidator } from "../src/consumer.ts";
+
+const SCHEMA = 2_000 + Math.floor(Math.random() * 1_000);
+const kafka = new Kafka({ brokers: TEST_ENV.kafkaBrokers, clientId: "invalidator-test", logLevel: logLevel.NOTHING });
+const logger = createLogger("invalidator-test", "silent");
+let producer: Producer;
+const running: RunningInvalidator[] = [];
+
+beforeAll(async () => {
+  producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+  await producer.connect();
+});
+afterAll(async () => {
+  for (const r of running) await r.stop().catch(() => {});
+  await producer.disconnect();
+});
+
+const productEvent = (id: number, version: number) => ({
+  key: JSON.stringify({ id }),
+  value: JSON.stringify({ before: null, after: { id, version }, source: { table: "products", ts_ms: Date.now() }, op: "u" }),
+});
+
+async function start(
+  prefix: string,
+  redis: Redis,
+  groupId: string,
+  metrics = createMetricsRegistry("invalidator-test"),
+): Promise<RunningInvalidator> {
+  const r = await startInvalidator({
+    kafka,
+    redis,
+    logger,
+    metrics,
+    groupId,
+    topicPrefix: prefix,
+    schemaVersion: SCHEMA,
+    fenceTtlMs: 600_000,
+  });
+  running.push(r);
+  return r;
+}
+
+const fenceOf = (r: Redis, id: number) => r.get(entityKeys(SCHEMA, "product", id).fence);
+
+describe("invalidator", () => {
+  it("dead-letters poison events with the reason and keeps consuming", async () => {
+    const prefix = `itest-${runId()}`;
+    const redis = redisClient();
+    await start(prefix, redis, `g-${runId()}`);
+    const topic = `${prefix}.public.products`;
+    await producer.send({
+      topic,
+      messages: [
+        { key: '{"id":1}', value: "{not json" },
+        { key: '{"id":2}', value: JSON.stringify({ after: { id: 2, version: 1 }, source: { table: "orders", ts_ms: 1 }, op: "u" }) },
+        { key: '{"id":3}', value: JSON.stringify({ after: { id: 3, version: "x" }, source: { table: "products", ts_ms: 1 }, op: "u" }) },
+        { key: '{"id":4}', value: "x".repeat(600 * 1024) },
+        productEvent(5, 7),
+      ],
+    });
+    await waitFor(async () => ((await fenceOf(redis, 5)) === "7" ? true : undefined), {
+      timeoutMs: 30_000,
+      what: "the valid event after the poison ones",
+    });
+
+    const dlq: { value: string; reason: string }[] = [];
+    const reader: Consumer = kafka.consumer({ groupId: `dlq-reader-${runId()}` });
+    await reader.connect();
+    await reader.subscribe({ topic: `${prefix}.invalidator.dlq`, fromBeginning: true });
+    await reader.run({
+      eachMessage: async ({ message }) => {
+        dlq.push({ value: message.value?.toString().slice(0, 20) ?? "", reason: message.headers?.reason?.toString() ?? "" });
+      },
+    });
+    await waitFor(async () => (dlq.length >= 4 ? true : undefined), { timeoutMs: 30_000, what: "4 dead letters" });
+    await reader.disconnect();
+    // Different keys, different partitions: no order across them.
+    expect(dlq.map((d) => d.reason.replace(/\d+ bytes/, "N bytes")).sort()).toEqual(
+      [
+        "value is not JSON",
+        'event for table "orders" on the products topic',
+        'row version "x" is not a positive integer',
+        "event of N bytes exceeds 262144",
+      ].sort(),
+    );
+    await redis.quit();
+  });
+
+  it("retries while Redis is down and drops nothing", async () => {
+    const prefix = `itest-${runId()}`;
+    const server = new PrivateRedis(17_500 + Math.floor(Math.random() * 400));
+    await server.start();
+    const redis = new Redis(server.url, { commandTimeout: 250, connectTimeout: 250, maxRetriesPerRequest: 1 });
+    redis.on("error", () => {});
+    const metrics = createMetricsRegistry("invalidator-test");
+    await start(prefix, redis, `g-${runId()}`, metrics);
+    await producer.send({ topic: `${prefix}.public.products`, messages: [productEvent(10, 1)] });
+    await waitFor(async () => ((await fenceOf(redis, 10)) === "1" ? true : undefined), { timeoutMs: 30_000, what: "first eviction" });
+
+    await server.kill();
+    await producer.send({ topic: `${prefix}.public.products`, messages: [productEvent(11, 3), productEvent(12, 4)] });
+    const retries = async () => (await metrics.getSingleMetric("invalidator_redis_retries_total")?.get())?.values[0]?.value ?? 0;
+    await waitFor(async () => ((await retries()) >= 2 ? true : undefined), {
+      timeoutMs: 30_000,
+      intervalMs: 50,
+      what: "evictions failing while Redis is down",
+    });
+    await server.start(); // empty: only a retried eviction can put these fences there
+    await waitFor(async () => ((await fenceOf(redis, 11)) === "3" && (await fenceOf(redis, 12)) === "4" ? true : undefined), {
+      timeoutMs: 60_000,
+      intervalMs: 100,
+      what: "the evictions made while Redis was down",
+    });
+    redis.disconnect();
+    await server.kill();
+  });
+
+  it("resumes from the committed offsets after a restart, replaying what it missed", async () => {
+    const prefix = `itest-${runId()}`;
+    const group = `g-${runId()}`;
+    const redis = redisClient();
+    const first = await start(prefix, redis, group);
+    await producer.send({ topic: `${prefix}.public.products`, messages: [productEvent(20, 1)] });
+    await waitFor(async () => ((await fenceOf(redis, 20)) === "1" ? true : undefined), {
+      timeoutMs: 30_000,
+      what: "eviction before the stop",
+    });
+    await first.stop();
+
+    await producer.send({ topic: `${prefix}.public.products`, messages: [productEvent(21, 2), productEvent(22, 5)] });
+    await start(prefix, redis, group);
+    await waitFor(async () => ((await fenceOf(redis, 21)) === "2" && (await fenceOf(redis, 22)) === "5" ? true : undefined), {
+      timeoutMs: 60_000,
+      intervalMs: 100,
+      what: "events produced while the invalidator was down",
+    });
+    await redis.quit();
+  });
+});
