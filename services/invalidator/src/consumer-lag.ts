@@ -32,7 +32,7 @@ export function startConsumerLagGauge(opts: {
         let behind = 0;
         for (const p of t.partitions) {
           const end = Number(ends.find((e) => e.partition === p.partition)?.high ?? 0);
-          const at = Number(p.offset) < 0 ? 0 : Number(p.offset);
+          const at = Math.max(0, Number(p.offset)); // -1: nothing committed yet
           behind += Math.max(0, end - at);
         }
         lag.set({ topic: t.topic }, behind);
