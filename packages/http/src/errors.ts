@@ -44,6 +44,13 @@ export function installErrorHandling(app: FastifyInstance): void {
     if (err.validation) {
       return reply.status(400).send({ error: "VALIDATION_FAILED", message: err.message });
     }
+    // Defense in depth behind the schemas: Postgres "data exception" (class 22: out of
+    // range, bad encoding, invalid text) is the client's input, not our failure.
+    const pgCode = (err as { meta?: { code?: string } }).meta?.code ?? (err as { code?: string }).code;
+    if (typeof pgCode === "string" && /^22[0-9A-Z]{3}$/.test(pgCode)) {
+      request.log.warn({ err }, "input rejected by Postgres");
+      return reply.status(400).send({ error: "INVALID_VALUE", message: "a value is out of range or not valid text" });
+    }
     const status = err.statusCode ?? 500;
     if (status >= 400 && status < 500) {
       const code = FASTIFY_CODES[err.code] ?? (err instanceof SyntaxError ? "INVALID_BODY" : "BAD_REQUEST");

@@ -155,6 +155,13 @@ describe("admin", () => {
     const created = await app.inject({ method: "POST", url: "/admin/products", headers: auth, payload });
     expect(created.statusCode).toBe(201);
     expect(created.json()).toMatchObject({ sku: payload.sku, priceCents: 999, currency: "USD" });
+    const nul = await app.inject({
+      method: "POST",
+      url: "/admin/products",
+      headers: auth,
+      payload: { ...payload, sku: `${payload.sku}-nul`, name: "a\u0000b" },
+    });
+    expect([nul.statusCode, nul.json().error]).toEqual([400, "VALIDATION_FAILED"]); // found by the fuzzer: was a 500
     const dup = await app.inject({ method: "POST", url: "/admin/products", headers: auth, payload });
     expect(dup.statusCode).toBe(409);
     expect(dup.json().error).toBe("SKU_EXISTS");

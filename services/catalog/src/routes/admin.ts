@@ -7,6 +7,8 @@ import { MAX_IMPORT_ROWS, parsePriceImport } from "../import-parser.ts";
 import { productIdParams, productSchema } from "../product-schema.ts";
 
 const cents = { type: "integer", minimum: 0, maximum: 100_000_000 } as const;
+/** Free text: Postgres text cannot hold NUL, so it is refused here rather than failing in the database. */
+const text = { type: "string", pattern: "^[^\\u0000]*$" } as const;
 const IMPORT_BODY_LIMIT = 16 * 1024 * 1024;
 
 /**
@@ -47,8 +49,8 @@ export async function adminRoutes(app: FastifyInstance, deps: CatalogDeps): Prom
           required: ["sku", "name", "listPriceCents", "stock"],
           properties: {
             sku: { type: "string", pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$" },
-            name: { type: "string", minLength: 1, maxLength: 200 },
-            description: { type: "string", maxLength: 5000 },
+            name: { ...text, minLength: 1, maxLength: 200 },
+            description: { ...text, maxLength: 5000 },
             currency: { type: "string", pattern: "^[A-Z]{3}$" },
             listPriceCents: cents,
             stock: { type: "integer", minimum: 0, maximum: 10_000_000 },
@@ -85,7 +87,13 @@ export async function adminRoutes(app: FastifyInstance, deps: CatalogDeps): Prom
           type: "object",
           required: ["productIds", "startsAt", "endsAt"],
           properties: {
-            productIds: { type: "array", minItems: 1, maxItems: 10_000, uniqueItems: true, items: { type: "integer", minimum: 1 } },
+            productIds: {
+              type: "array",
+              minItems: 1,
+              maxItems: 10_000,
+              uniqueItems: true,
+              items: { type: "integer", minimum: 1, maximum: Number.MAX_SAFE_INTEGER },
+            },
             salePriceCents: cents,
             percentOff: { type: "integer", minimum: 1, maximum: 99 },
             startsAt: { type: "string", format: "date-time" },

@@ -82,7 +82,7 @@ export async function cartRoutes(app: FastifyInstance, deps: CheckoutDeps, limit
       schema: {
         body: {
           type: ["object", "null"],
-          properties: { userId: { type: "string", minLength: 1, maxLength: 128 } },
+          properties: { userId: { type: "string", minLength: 1, maxLength: 128, pattern: "^[^\\u0000]*$" } },
           additionalProperties: false,
         },
         response: { 201: { type: "object", required: ["id"], properties: { id: { type: "string" } } } },
