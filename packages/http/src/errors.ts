@@ -31,6 +31,24 @@ const FASTIFY_CODES: Record<string, string> = {
   FST_ERR_CTP_INVALID_JSON_BODY: "INVALID_BODY",
 };
 
+// Codes meaning "the database is unreachable or shutting down": Prisma connection
+// errors, Postgres class 08 (connection) and 57P0x (shutdown), socket errors.
+const DB_UNAVAILABLE = /^(P1001|P1002|P1008|P1017|P2024|P2028|08[0-9A-Z]{3}|57P0[1-3]|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE)$/;
+
+/** True when err (or anything it wraps) says the database could not be reached. */
+export function isDbUnavailable(err: unknown, depth = 0): boolean {
+  if (!err || typeof err !== "object" || depth > 4) return false;
+  const e = err as { code?: unknown; meta?: { code?: unknown }; cause?: unknown; message?: unknown };
+  for (const c of [e.code, e.meta?.code]) if (typeof c === "string" && DB_UNAVAILABLE.test(c)) return true;
+  if (
+    typeof e.message === "string" &&
+    /Can't reach database server|Connection terminated|connect ECONNREFUSED|server closed the connection/i.test(e.message)
+  ) {
+    return true;
+  }
+  return isDbUnavailable(e.cause, depth + 1);
+}
+
 /** Every failure leaves as a JSON error with a code; anything unexpected is a logged 500. */
 export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError | HttpError, request, reply) => {
@@ -50,6 +68,13 @@ export function installErrorHandling(app: FastifyInstance): void {
     if (typeof pgCode === "string" && /^22[0-9A-Z]{3}$/.test(pgCode)) {
       request.log.warn({ err }, "input rejected by Postgres");
       return reply.status(400).send({ error: "INVALID_VALUE", message: "a value is out of range or not valid text" });
+    }
+    if (isDbUnavailable(err)) {
+      request.log.warn({ err }, "database unavailable");
+      return reply
+        .status(503)
+        .header("retry-after", "1")
+        .send({ error: "DB_UNAVAILABLE", message: "the database is unavailable; retry shortly" });
     }
     const status = err.statusCode ?? 500;
     if (status >= 400 && status < 500) {

@@ -1,4 +1,4 @@
 export { requireBearer } from "./auth.ts";
-export { errorBodySchema, HttpError, installErrorHandling } from "./errors.ts";
+export { errorBodySchema, HttpError, installErrorHandling, isDbUnavailable } from "./errors.ts";
 export { closeGracefully } from "./lifecycle.ts";
 export { createServiceBase, type ReadinessCheck, withTimeout } from "./service-base.ts";
