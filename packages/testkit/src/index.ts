@@ -29,7 +29,9 @@ export async function waitFor<T>(
 }
 
 export function pgPool(url = TEST_ENV.databaseUrl, max = 10): pg.Pool {
-  return new pg.Pool({ connectionString: url, max, connectionTimeoutMillis: 5_000, statement_timeout: 10_000 });
+  const pool = new pg.Pool({ connectionString: url, max, connectionTimeoutMillis: 5_000, statement_timeout: 10_000 });
+  pool.on("error", () => {}); // an idle client lost with a killed Postgres must not crash the process
+  return pool;
 }
 
 export function redisClient(url = TEST_ENV.redisUrl): Redis {

@@ -42,6 +42,8 @@ const pool = new pg.Pool({
   connectionTimeoutMillis: 2_000,
   statement_timeout: config.DB_STATEMENT_TIMEOUT_MS,
 });
+// Idle clients die with a Postgres restart; the pool reconnects on next use, the process must not crash.
+pool.on("error", (err) => logger.warn({ err: err.message }, "postgres pool client error"));
 const consistency =
   config.CONSISTENCY_CHECK_INTERVAL_MS > 0
     ? startConsistencyJob({
