@@ -35,18 +35,25 @@ const FASTIFY_CODES: Record<string, string> = {
 // errors, Postgres class 08 (connection) and 57P0x (shutdown), socket errors.
 const DB_UNAVAILABLE = /^(P1001|P1002|P1008|P1017|P2024|P2028|08[0-9A-Z]{3}|57P0[1-3]|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE)$/;
 
+/**
+ * Error codes carried by err and what it wraps: Prisma 7 puts the Postgres SQLSTATE at
+ * meta.driverAdapterError.cause.code, node-postgres at code, sockets at code/cause.code.
+ */
+function errorCodes(err: unknown, depth = 0): string[] {
+  if (!err || typeof err !== "object" || depth > 5) return [];
+  const e = err as { code?: unknown; meta?: { code?: unknown; driverAdapterError?: unknown }; cause?: unknown };
+  const own = [e.code, e.meta?.code].filter((c): c is string => typeof c === "string");
+  return [...own, ...errorCodes(e.meta?.driverAdapterError, depth + 1), ...errorCodes(e.cause, depth + 1)];
+}
+
 /** True when err (or anything it wraps) says the database could not be reached. */
-export function isDbUnavailable(err: unknown, depth = 0): boolean {
-  if (!err || typeof err !== "object" || depth > 4) return false;
-  const e = err as { code?: unknown; meta?: { code?: unknown }; cause?: unknown; message?: unknown };
-  for (const c of [e.code, e.meta?.code]) if (typeof c === "string" && DB_UNAVAILABLE.test(c)) return true;
-  if (
-    typeof e.message === "string" &&
-    /Can't reach database server|Connection terminated|connect ECONNREFUSED|server closed the connection/i.test(e.message)
-  ) {
-    return true;
-  }
-  return isDbUnavailable(e.cause, depth + 1);
+export function isDbUnavailable(err: unknown): boolean {
+  if (errorCodes(err).some((c) => DB_UNAVAILABLE.test(c))) return true;
+  const message = (err as { message?: unknown })?.message;
+  return (
+    typeof message === "string" &&
+    /Can't reach database server|Connection terminated|connect ECONNREFUSED|server closed the connection/i.test(message)
+  );
 }
 
 /** Every failure leaves as a JSON error with a code; anything unexpected is a logged 500. */
@@ -64,8 +71,7 @@ export function installErrorHandling(app: FastifyInstance): void {
     }
     // Defense in depth behind the schemas: Postgres "data exception" (class 22: out of
     // range, bad encoding, invalid text) is the client's input, not our failure.
-    const pgCode = (err as { meta?: { code?: string } }).meta?.code ?? (err as { code?: string }).code;
-    if (typeof pgCode === "string" && /^22[0-9A-Z]{3}$/.test(pgCode)) {
+    if (errorCodes(err).some((c) => /^22[0-9A-Z]{3}$/.test(c))) {
       request.log.warn({ err }, "input rejected by Postgres");
       return reply.status(400).send({ error: "INVALID_VALUE", message: "a value is out of range or not valid text" });
     }
