@@ -1,5 +1,5 @@
-import type { Redis } from "ioredis";
 import { entityKeys } from "./keys.ts";
+import type { RedisClient } from "./redis-client.ts";
 import { withScripts } from "./scripts.ts";
 
 /**
@@ -8,7 +8,7 @@ import { withScripts } from "./scripts.ts";
  * this change is refused. Idempotent, so at-least-once delivery is fine.
  */
 export async function invalidateEntity(
-  redis: Redis,
+  redis: RedisClient,
   opts: { schemaVersion: number; entity: string; id: string | number; version: number; fenceTtlMs: number },
 ): Promise<void> {
   const k = entityKeys(opts.schemaVersion, opts.entity, opts.id);

@@ -1,4 +1,5 @@
 import type { Redis } from "ioredis";
+import { masterNodes, type RedisClient, redisReady } from "./redis-client.ts";
 
 export interface InvalidationSink {
   invalidate(key: string): void;
@@ -10,42 +11,27 @@ const SIBLING_SUFFIX = /:(lease|fence)$/;
 
 /**
  * Keeps an L1 coherent with Redis server-assisted invalidation (design.md §4.5):
- * one dedicated connection turns on CLIENT TRACKING in BCAST mode for our key
- * prefix, redirected to itself, then subscribes to `__redis__:invalidate`. Redis
- * then pushes the name of every key under the prefix that anybody modifies or
- * that expires or is evicted.
+ * per Redis master, one dedicated connection turns on CLIENT TRACKING in BCAST mode
+ * for our key prefix, redirected to itself, then subscribes to `__redis__:invalidate`.
+ * Redis then pushes the name of every key under the prefix that anybody modifies, or
+ * that expires or is evicted. (On a Redis Cluster each master only reports its own
+ * keys, hence one connection per master; the topology is read at start.)
  *
- * The L1 is usable only while that channel is up: on any disconnect it is flushed
- * and disabled, and on (re)connect tracking is re-established before it is
- * enabled again (a message lost while away could otherwise leave a stale entry).
+ * The L1 is usable only while every channel is up: on any disconnect it is flushed
+ * and disabled, and on (re)connect tracking is re-established before it is enabled
+ * again (a message lost while away could otherwise leave a stale entry).
  */
 export class L1Invalidations {
-  private readonly conn: Redis;
+  private conns: Redis[] = [];
+  private readonly upConns = new Set<Redis>();
   private readonly sinks = new Set<InvalidationSink>();
   private up = false;
 
   constructor(
-    redis: Redis,
+    private readonly client: RedisClient,
     private readonly prefix: string,
     private readonly onError: (err: Error) => void = () => {},
-  ) {
-    // Our own connection: subscribe mode blocks other commands, and we re-subscribe ourselves.
-    // RESP2 on purpose: ioredis (v6, RESP3 by default) drops RESP3 `invalidate` pushes, while
-    // in RESP2 Redis delivers them as ordinary pub/sub messages to the redirect target.
-    this.conn = redis.duplicate({
-      protocol: 2,
-      autoResubscribe: false,
-      enableOfflineQueue: true,
-      maxRetriesPerRequest: null,
-      lazyConnect: true,
-    });
-    this.conn.on("ready", () => void this.establish());
-    for (const ev of ["close", "end", "reconnecting"]) this.conn.on(ev, () => this.setUp(false));
-    this.conn.on("error", (err: Error) => this.onError(err));
-    this.conn.on("messageBuffer", (channel: Buffer, message: unknown) => {
-      if (channel.toString() === CHANNEL) this.onMessage(message);
-    });
-  }
+  ) {}
 
   attach(sink: InvalidationSink): void {
     this.sinks.add(sink);
@@ -57,28 +43,67 @@ export class L1Invalidations {
   }
 
   async start(): Promise<void> {
-    await this.conn.connect().catch((err: Error) => this.onError(err));
+    if (this.conns.length > 0) return;
+    try {
+      await redisReady(this.client);
+    } catch (err) {
+      // L1 stays off (reads go to Redis/Postgres, never to an incoherent L1) until Redis is there.
+      this.onError(err as Error);
+      this.client.once("ready", () => void this.start());
+      return;
+    }
+    this.conns = masterNodes(this.client).map((node) => this.track(node));
+    await Promise.all(this.conns.map((c) => c.connect().catch((err: Error) => this.onError(err))));
   }
 
   async stop(): Promise<void> {
     this.setUp(false);
-    await this.conn.quit().catch(() => this.conn.disconnect());
+    await Promise.all(this.conns.map((c) => c.quit().catch(() => c.disconnect())));
   }
 
-  private async establish(): Promise<void> {
+  private track(node: Redis): Redis {
+    // Our own connection: subscribe mode blocks other commands, and we re-subscribe ourselves.
+    // RESP2 on purpose: ioredis (v6, RESP3 by default) drops RESP3 `invalidate` pushes, while
+    // in RESP2 Redis delivers them as ordinary pub/sub messages to the redirect target.
+    const conn = node.duplicate({
+      protocol: 2,
+      autoResubscribe: false,
+      enableOfflineQueue: true,
+      maxRetriesPerRequest: null,
+      lazyConnect: true,
+    });
+    conn.on("ready", () => void this.establish(conn));
+    for (const ev of ["close", "end", "reconnecting"]) {
+      conn.on(ev, () => {
+        this.upConns.delete(conn);
+        this.setUp(false);
+      });
+    }
+    conn.on("error", (err: Error) => this.onError(err));
+    conn.on("messageBuffer", (channel: Buffer, message: unknown) => {
+      if (channel.toString() === CHANNEL) this.onMessage(message);
+    });
+    return conn;
+  }
+
+  private async establish(conn: Redis): Promise<void> {
     try {
-      const id = await this.conn.client("ID");
-      await this.conn.call("CLIENT", "TRACKING", "ON", "REDIRECT", String(id), "BCAST", "PREFIX", this.prefix);
-      await this.conn.subscribe(CHANNEL);
-      this.setUp(true);
+      const id = await conn.client("ID");
+      await conn.call("CLIENT", "TRACKING", "ON", "REDIRECT", String(id), "BCAST", "PREFIX", this.prefix);
+      await conn.subscribe(CHANNEL);
+      this.upConns.add(conn);
+      this.setUp(this.conns.length > 0 && this.conns.every((c) => this.upConns.has(c)));
     } catch (err) {
       this.onError(err as Error);
+      this.upConns.delete(conn);
       this.setUp(false);
-      this.conn.disconnect(true); // reconnect and try again
+      conn.disconnect(true); // reconnect and try again
     }
   }
 
   private setUp(up: boolean): void {
+    // Flush on every transition to "down", and also when coming back up: entries
+    // stored before the gap may have missed messages.
     this.up = up;
     for (const s of this.sinks) s.setEnabled(up);
   }

@@ -80,7 +80,7 @@ export interface ScriptCommands {
 }
 
 /** Registers the scripts on an ioredis client once; safe to call repeatedly. */
-export function withScripts<R extends import("ioredis").Redis>(redis: R): R & ScriptCommands {
+export function withScripts<R extends import("./redis-client.ts").RedisClient>(redis: R): R & ScriptCommands {
   const r = redis as R & Partial<ScriptCommands>;
   if (typeof r.fsFill !== "function") {
     redis.defineCommand("fsGetOrLease", { numberOfKeys: 2, lua: GET_OR_LEASE });

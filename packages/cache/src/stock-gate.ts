@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { RedisClient } from "./redis-client.ts";
 
 /**
  * Redis stock gate (design.md §6, issue 4): turns buyers of a sold-out item away
@@ -62,18 +62,18 @@ export interface StockGateOptions {
 }
 
 export class StockGate {
-  private readonly redis: Redis & GateCommands;
+  private readonly redis: RedisClient & GateCommands;
   private readonly holdTtlMs: number;
   private readonly availTtlMs: number;
   private readonly now: () => number;
 
-  constructor(redis: Redis, opts: StockGateOptions = {}) {
-    const r = redis as Redis & Partial<GateCommands>;
+  constructor(redis: RedisClient, opts: StockGateOptions = {}) {
+    const r = redis as RedisClient & Partial<GateCommands>;
     if (typeof r.fsGateReserve !== "function") {
       redis.defineCommand("fsGateReserve", { numberOfKeys: 2, lua: RESERVE });
       redis.defineCommand("fsGateRelease", { numberOfKeys: 2, lua: RELEASE });
     }
-    this.redis = r as Redis & GateCommands;
+    this.redis = r as RedisClient & GateCommands;
     this.holdTtlMs = opts.holdTtlMs ?? 10_000;
     this.availTtlMs = opts.availTtlMs ?? 3_600_000;
     this.now = opts.now ?? Date.now;

@@ -1,9 +1,9 @@
 import { randomUUID } from "node:crypto";
 import { type BulkheadPolicy, bulkhead, type CircuitBreakerPolicy, ConsecutiveBreaker, circuitBreaker, handleAll } from "cockatiel";
-import type { Redis } from "ioredis";
 import { type EntityKeys, entityKeys } from "./keys.ts";
 import { type L1Entry, L1Store } from "./l1.ts";
 import type { L1Invalidations } from "./l1-invalidations.ts";
+import type { RedisClient } from "./redis-client.ts";
 import { type ScriptCommands, withScripts } from "./scripts.ts";
 import { jitteredTtlMs } from "./ttl.ts";
 
@@ -33,7 +33,7 @@ export type CacheEvent =
   | "stale_while_revalidate";
 
 export interface VersionedCacheOptions<T> {
-  redis: Redis;
+  redis: RedisClient;
   /** Entity name in the key, e.g. "product". */
   entity: string;
   schemaVersion: number;
@@ -98,7 +98,7 @@ type Defaults = "jitter" | "waitForFillMs" | "maxFillAgeMs" | "now" | "earlyRefr
  * bulkhead (`BYPASS`).
  */
 export class VersionedCache<T> {
-  private readonly redis: Redis & ScriptCommands;
+  private readonly redis: RedisClient & ScriptCommands;
   private readonly inflight = new Map<string, Promise<CacheRead<T>>>();
   private readonly refreshing = new Set<string>();
   private readonly opts: Required<Pick<VersionedCacheOptions<T>, Defaults>> & VersionedCacheOptions<T>;

@@ -16,6 +16,16 @@ const common = {
   DB_STATEMENT_TIMEOUT_MS: ms.default(5_000),
   REDIS_URL: z.string().url().default("redis://127.0.0.1:6379"),
   REDIS_COMMAND_TIMEOUT_MS: ms.default(250),
+  /** host:port,host:port of a Redis Cluster; when set, REDIS_URL is not used. */
+  REDIS_CLUSTER_NODES: z
+    .string()
+    .default("")
+    .transform((s) =>
+      s
+        .split(",")
+        .map((n) => n.trim())
+        .filter(Boolean),
+    ),
   CACHE_SCHEMA_VERSION: z.coerce.number().int().min(1).default(1),
 };
 

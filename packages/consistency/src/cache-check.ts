@@ -1,5 +1,4 @@
-import { KEY_PREFIX } from "@flashsale/cache";
-import type { Redis } from "ioredis";
+import { KEY_PREFIX, masterNodes, type RedisClient } from "@flashsale/cache";
 import type pg from "pg";
 
 /**
@@ -38,7 +37,7 @@ interface Envelope {
 }
 
 export async function checkCacheConsistency(opts: {
-  redis: Redis;
+  redis: RedisClient;
   pool: pg.Pool;
   schemaVersion: number;
   /** At most this many keys (SCAN order); all when the catalog is small. */
@@ -49,23 +48,28 @@ export async function checkCacheConsistency(opts: {
   const maxKeys = opts.maxKeys ?? 100_000;
   const match = `${KEY_PREFIX}v${opts.schemaVersion}:{product:*}`;
   const cached = new Map<number, Envelope>();
-  let cursor = "0";
-  do {
-    const [next, keys] = await opts.redis.scan(cursor, "MATCH", match, "COUNT", 1000);
-    cursor = next;
-    const valueKeys = keys.filter((k) => k.endsWith("}")).slice(0, maxKeys - cached.size);
-    if (valueKeys.length === 0) continue;
-    const values = await opts.redis.mget(...valueKeys);
-    values.forEach((raw, i) => {
-      if (raw === null) return; // evicted or expired between SCAN and MGET
-      try {
-        const env = JSON.parse(raw) as Envelope;
-        cached.set(Number(/\{product:(\d+)\}/.exec(valueKeys[i] as string)?.[1]), env);
-      } catch {
-        // An unparsable payload is never served (treated as a miss), so it is not an inconsistency.
-      }
-    });
-  } while (cursor !== "0" && cached.size < maxKeys);
+  // SCAN runs per master (a cluster spreads the keys); GETs go through the client, which routes them.
+  for (const node of masterNodes(opts.redis)) {
+    let cursor = "0";
+    do {
+      const [next, keys] = await node.scan(cursor, "MATCH", match, "COUNT", 1000);
+      cursor = next;
+      const valueKeys = keys.filter((k) => k.endsWith("}")).slice(0, maxKeys - cached.size);
+      if (valueKeys.length === 0) continue;
+      const pipeline = opts.redis.pipeline();
+      for (const k of valueKeys) pipeline.get(k);
+      const values = (await pipeline.exec()) ?? [];
+      values.forEach(([err, raw], i) => {
+        if (err || typeof raw !== "string") return; // evicted or expired between SCAN and GET
+        try {
+          const env = JSON.parse(raw) as Envelope;
+          cached.set(Number(/\{product:(\d+)\}/.exec(valueKeys[i] as string)?.[1]), env);
+        } catch {
+          // An unparsable payload is never served (treated as a miss), so it is not an inconsistency.
+        }
+      });
+    } while (cursor !== "0" && cached.size < maxKeys);
+  }
 
   const ids = [...cached.keys()];
   const { rows } = await opts.pool.query<{ id: string; version: string; price: number; since_ms: number }>(

@@ -1,9 +1,8 @@
-import { type CacheEvent, type L1Invalidations, VersionedCache } from "@flashsale/cache";
+import { type CacheEvent, type L1Invalidations, type RedisClient, VersionedCache } from "@flashsale/cache";
 import type { Product } from "@flashsale/db";
-import type { Redis } from "ioredis";
 
 export interface ProductCacheOptions {
-  redis: Redis;
+  redis: RedisClient;
   schemaVersion: number;
   ttlSeconds: number;
   leaseMs: number;

@@ -1,24 +1,23 @@
-import type { CacheEvent, L1Invalidations, VersionedCache } from "@flashsale/cache";
+import type { CacheEvent, L1Invalidations, RedisClient, VersionedCache } from "@flashsale/cache";
 import type { Db, Product } from "@flashsale/db";
 import { createServiceBase } from "@flashsale/http";
 import { createProductCache } from "@flashsale/product-cache";
 import type { Logger } from "@flashsale/telemetry";
 import type { FastifyInstance } from "fastify";
-import type { Redis } from "ioredis";
 import { Counter, type Registry } from "prom-client";
 import { adminRoutes } from "./routes/admin.ts";
 import { productRoutes } from "./routes/products.ts";
 
 export interface CatalogDeps {
   db: Db;
-  redis: Redis;
+  redis: RedisClient;
   cache: VersionedCache<Product>;
   adminToken: string;
 }
 
 export interface BuildCatalogOptions {
   db: Db;
-  redis: Redis;
+  redis: RedisClient;
   logger: Logger;
   metrics: Registry;
   adminToken: string;

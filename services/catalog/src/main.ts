@@ -1,20 +1,18 @@
-import { KEY_PREFIX, L1Invalidations } from "@flashsale/cache";
+import { createRedisClient, KEY_PREFIX, L1Invalidations } from "@flashsale/cache";
 import { catalogSchema, loadConfig } from "@flashsale/config";
 import { createDb } from "@flashsale/db";
 import { closeGracefully } from "@flashsale/http";
 import { createLogger, createMetricsRegistry, shutdownTracing } from "@flashsale/telemetry";
-import { Redis } from "ioredis";
 import { buildCatalogApp } from "./app.ts";
 
 const config = loadConfig(catalogSchema);
 const logger = createLogger("catalog", config.LOG_LEVEL);
 const db = createDb({ url: config.DATABASE_URL, poolMax: config.DB_POOL_MAX, statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS });
-const redis = new Redis(config.REDIS_URL, {
-  commandTimeout: config.REDIS_COMMAND_TIMEOUT_MS,
-  connectTimeout: 2_000,
-  // Fail reads fast while Redis is away (the cache bypasses to Postgres) instead of queueing them.
-  maxRetriesPerRequest: 1,
-  enableOfflineQueue: false,
+const redis = createRedisClient({
+  url: config.REDIS_URL,
+  clusterNodes: config.REDIS_CLUSTER_NODES,
+  commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
+  failFast: true,
 });
 redis.on("error", (err) => logger.warn({ err: err.message }, "redis error"));
 

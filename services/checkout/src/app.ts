@@ -1,18 +1,17 @@
 import rateLimit from "@fastify/rate-limit";
-import type { StockGate, VersionedCache } from "@flashsale/cache";
+import type { RedisClient, StockGate, VersionedCache } from "@flashsale/cache";
 import type { Db, Product } from "@flashsale/db";
 import { createServiceBase, HttpError } from "@flashsale/http";
 import type { Logger } from "@flashsale/telemetry";
 import { bulkhead } from "cockatiel";
 import type { FastifyInstance } from "fastify";
-import type { Redis } from "ioredis";
 import { Counter, type Registry } from "prom-client";
 import type { CheckoutFlowDeps } from "./checkout-flow.ts";
 import { cartRoutes } from "./routes/carts.ts";
 
 export interface CheckoutDeps {
   db: Db;
-  redis: Redis;
+  redis: RedisClient;
   /** Current prices for display (GET /carts/:id); never used to charge. */
   productCache: VersionedCache<Product>;
   flow: CheckoutFlowDeps;
@@ -21,7 +20,7 @@ export interface CheckoutDeps {
 
 export interface BuildCheckoutOptions {
   db: Db;
-  redis: Redis;
+  redis: RedisClient;
   logger: Logger;
   metrics: Registry;
   productCache: VersionedCache<Product>;

@@ -1,19 +1,19 @@
-import { StockGate } from "@flashsale/cache";
+import { createRedisClient, StockGate } from "@flashsale/cache";
 import { checkoutSchema, loadConfig } from "@flashsale/config";
 import { createDb } from "@flashsale/db";
 import { closeGracefully } from "@flashsale/http";
 import { createProductCache } from "@flashsale/product-cache";
 import { createLogger, createMetricsRegistry, shutdownTracing } from "@flashsale/telemetry";
-import { Redis } from "ioredis";
 import { buildCheckoutApp } from "./app.ts";
 
 const config = loadConfig(checkoutSchema);
 const logger = createLogger("checkout", config.LOG_LEVEL);
 const db = createDb({ url: config.DATABASE_URL, poolMax: config.DB_POOL_MAX, statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS });
-const redis = new Redis(config.REDIS_URL, {
-  commandTimeout: config.REDIS_COMMAND_TIMEOUT_MS,
-  connectTimeout: 2_000,
-  maxRetriesPerRequest: 1,
+const redis = createRedisClient({
+  url: config.REDIS_URL,
+  clusterNodes: config.REDIS_CLUSTER_NODES,
+  commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
+  failFast: true,
 });
 redis.on("error", (err) => logger.warn({ err: err.message }, "redis error"));
 

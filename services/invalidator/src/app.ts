@@ -1,12 +1,12 @@
+import type { RedisClient } from "@flashsale/cache";
 import { createServiceBase } from "@flashsale/http";
 import type { Logger } from "@flashsale/telemetry";
 import type { FastifyInstance } from "fastify";
-import type { Redis } from "ioredis";
 import type { Registry } from "prom-client";
 
 /** The invalidator's HTTP face: health, readiness and metrics only (design.md §1). */
 export async function buildInvalidatorApp(opts: {
-  redis: Redis;
+  redis: RedisClient;
   logger: Logger;
   metrics: Registry;
   isConsuming: () => boolean;

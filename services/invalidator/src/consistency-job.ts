@@ -1,6 +1,6 @@
+import type { RedisClient } from "@flashsale/cache";
 import { checkCacheConsistency } from "@flashsale/consistency";
 import type { Logger } from "@flashsale/telemetry";
-import type { Redis } from "ioredis";
 import type pg from "pg";
 import { Gauge, type Registry } from "prom-client";
 
@@ -10,7 +10,7 @@ import { Gauge, type Registry } from "prom-client";
  * cache's consistency in nines next to the invalidation lag.
  */
 export function startConsistencyJob(opts: {
-  redis: Redis;
+  redis: RedisClient;
   pool: pg.Pool;
   schemaVersion: number;
   intervalMs: number;

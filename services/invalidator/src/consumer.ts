@@ -1,13 +1,12 @@
-import { invalidateEntity, StockGate } from "@flashsale/cache";
+import { invalidateEntity, type RedisClient, StockGate } from "@flashsale/cache";
 import { type Logger, spanContextFromTraceparent, trace } from "@flashsale/telemetry";
-import type { Redis } from "ioredis";
 import { type Consumer, type EachMessagePayload, type Kafka, type KafkaMessage, Partitioners, type Producer } from "kafkajs";
 import { Counter, Histogram, type Registry } from "prom-client";
 import { PoisonMessage, parseInventoryChange, parseProductChange } from "./change-event.ts";
 
 export interface InvalidatorOptions {
   kafka: Kafka;
-  redis: Redis;
+  redis: RedisClient;
   logger: Logger;
   metrics: Registry;
   groupId: string;
@@ -73,7 +72,7 @@ export async function startInvalidator(opts: InvalidatorOptions): Promise<Runnin
     fromBeginning: (opts.newGroupStartsAt ?? "earliest") === "earliest",
   });
 
-  /** Retries a Redis write with backoff until it succeeds: the offset is not committed before. */
+  /** Retries a RedisClient write with backoff until it succeeds: the offset is not committed before. */
   const untilRedisAcknowledges = async (write: () => Promise<void>, heartbeat: () => Promise<void>, what: object) => {
     let backoff = 50;
     for (;;) {
@@ -201,7 +200,7 @@ function createMetrics(registry: Registry) {
     }),
     redisRetries: new Counter({
       name: "invalidator_redis_retries_total",
-      help: "Evictions retried because Redis failed",
+      help: "Evictions retried because RedisClient failed",
       registers: [registry],
     }),
   };

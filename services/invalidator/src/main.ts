@@ -1,7 +1,7 @@
+import { createRedisClient } from "@flashsale/cache";
 import { invalidatorSchema, loadConfig } from "@flashsale/config";
 import { closeGracefully } from "@flashsale/http";
 import { createLogger, createMetricsRegistry, shutdownTracing } from "@flashsale/telemetry";
-import { Redis } from "ioredis";
 import pg from "pg";
 import { buildInvalidatorApp } from "./app.ts";
 import { startConsistencyJob } from "./consistency-job.ts";
@@ -13,7 +13,12 @@ const config = loadConfig(invalidatorSchema);
 const logger = createLogger("invalidator", config.LOG_LEVEL);
 const metrics = createMetricsRegistry("invalidator");
 // Unlike the catalog, the invalidator WANTS to wait for Redis: an eviction is retried, never dropped.
-const redis = new Redis(config.REDIS_URL, { commandTimeout: config.REDIS_COMMAND_TIMEOUT_MS, connectTimeout: 2_000 });
+const redis = createRedisClient({
+  url: config.REDIS_URL,
+  clusterNodes: config.REDIS_CLUSTER_NODES,
+  commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
+  failFast: false,
+});
 redis.on("error", (err) => logger.warn({ err: err.message }, "redis error"));
 
 const kafka = createKafka(config.KAFKA_BROKERS, "flashsale-invalidator", logger);
