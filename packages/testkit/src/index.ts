@@ -186,3 +186,92 @@ export async function productReadCount(pool: pg.Pool): Promise<number> {
   );
   return Number(rows[0]?.calls ?? 0);
 }
+
+/**
+ * A private 3-master Redis Cluster from the same redis-server binary (no replicas,
+ * no persistence, its own ports and folder), for the cluster-mode tests.
+ */
+export class PrivateRedisCluster {
+  private readonly servers: import("node:child_process").ChildProcess[] = [];
+  constructor(readonly basePort: number) {}
+
+  get nodes(): string[] {
+    return [0, 1, 2].map((i) => `127.0.0.1:${this.basePort + i}`);
+  }
+
+  async start(): Promise<void> {
+    const { spawn, execFileSync } = await import("node:child_process");
+    const { mkdtempSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const dir = mkdtempSync(`${tmpdir()}/flashsale-cluster-`);
+    for (let i = 0; i < 3; i++) {
+      const port = this.basePort + i;
+      this.servers.push(
+        spawn(
+          "redis-server",
+          [
+            "--port",
+            String(port),
+            "--bind",
+            "127.0.0.1",
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            `${dir}/nodes-${port}.conf`,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            dir,
+          ],
+          { stdio: "ignore" },
+        ),
+      );
+    }
+    for (const n of this.nodes) {
+      const [host, port] = n.split(":");
+      await waitFor(
+        async () => {
+          const probe = new Redis({ host, port: Number(port), lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+          probe.on("error", () => {});
+          try {
+            await probe.connect();
+            return (await probe.ping()) === "PONG" ? true : undefined;
+          } catch {
+            return undefined;
+          } finally {
+            probe.disconnect();
+          }
+        },
+        { timeoutMs: 10_000, intervalMs: 50, what: `cluster node ${n}` },
+      );
+    }
+    execFileSync("redis-cli", ["--cluster", "create", ...this.nodes, "--cluster-replicas", "0", "--cluster-yes"], {
+      stdio: "ignore",
+      timeout: 30_000,
+    });
+    const first = new Redis({ port: this.basePort, lazyConnect: true });
+    first.on("error", () => {});
+    await first.connect();
+    await waitFor(async () => (String(await first.cluster("INFO")).includes("cluster_state:ok") ? true : undefined), {
+      timeoutMs: 20_000,
+      intervalMs: 100,
+      what: "cluster_state:ok",
+    });
+    first.disconnect();
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(
+      this.servers.map(
+        (p) =>
+          new Promise<void>((resolve) => {
+            if (p.exitCode !== null) return resolve();
+            p.once("exit", () => resolve());
+            p.kill("SIGKILL");
+          }),
+      ),
+    );
+  }
+}
