@@ -4,7 +4,7 @@
  * L1 tracking channel needs one subscription per master.
  */
 import { checkCacheConsistency } from "@flashsale/consistency";
-import { insertProducts, PrivateRedisCluster, pgPool, runId, waitFor } from "@flashsale/testkit";
+import { insertProducts, PrivateRedisCluster, pgPool, runId, spawnService, waitFor } from "@flashsale/testkit";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { invalidateEntity } from "../src/invalidate.ts";
@@ -153,5 +153,36 @@ describe("Redis Cluster mode", () => {
     const report = await checkCacheConsistency({ redis, pool, schemaVersion: SCHEMA, graceMs: 0 });
     expect(report.keysChecked).toBeGreaterThanOrEqual(products.length);
     expect(report.inconsistent.map((i) => i.productId)).toContain(products[0]?.id);
+  });
+
+  it("serves the catalog and checkout services on the cluster (REDIS_CLUSTER_NODES)", async () => {
+    const env = { REDIS_CLUSTER_NODES: cluster.nodes.join(","), CACHE_SCHEMA_VERSION: "77" };
+    const port = 4700 + Math.floor(Math.random() * 200);
+    const [catalog, checkout] = await Promise.all([spawnService("catalog", port, env), spawnService("checkout", port + 300, env)]);
+    closers.push(
+      () => catalog.stop(),
+      () => checkout.stop(),
+    );
+    const [p] = await insertProducts(pool, [{ sku: `CLS-${runId()}`, listPriceCents: 321, stock: 2 }]);
+    const id = p?.id as number;
+    const sources: string[] = [];
+    for (let i = 0; i < 4; i++) sources.push((await fetch(`${catalog.url}/products/${id}`)).headers.get("x-cache") ?? "");
+    expect(sources[0]).toBe("MISS");
+    expect(sources.slice(1).every((s) => s === "HIT" || s === "HIT-L1")).toBe(true);
+
+    const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
+      fetch(`${checkout.url}${path}`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...headers },
+        body: JSON.stringify(body),
+      });
+    const cart = (await (await post("/carts", {})).json()) as { id: string };
+    await post(`/carts/${cart.id}/items`, { productId: id, quantity: 1 });
+    const order = await fetch(`${checkout.url}/carts/${cart.id}/checkout`, {
+      method: "POST",
+      headers: { "idempotency-key": `cluster-${runId()}`, "x-user-id": "u1" },
+    });
+    expect(order.status).toBe(201); // stock gate + rate limiter on the cluster
+    expect(((await order.json()) as { totalCents: number }).totalCents).toBe(321);
   });
 });
