@@ -148,4 +148,47 @@ describe("invalidator", () => {
     });
     await redis.quit();
   });
+
+  it("scales out: two instances in one group share the partitions and every key ends at its latest version", async () => {
+    const prefix = `itest-${runId()}`;
+    const group = `g-${runId()}`;
+    const redis = redisClient();
+    const registries = [createMetricsRegistry("a"), createMetricsRegistry("b")];
+    const a = await start(prefix, redis, group, registries[0]);
+    const b = await start(prefix, redis, group, registries[1]);
+    // Produce only once the group has settled with both members.
+    const admin = kafka.admin();
+    await admin.connect();
+    await waitFor(
+      async () => {
+        const { groups } = await admin.describeGroups([group]);
+        const g = groups[0];
+        return a.isConsuming() && b.isConsuming() && g?.state === "Stable" && g.members.length === 2 ? true : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 100, what: "a stable group of two" },
+    );
+    await admin.disconnect();
+    // Keyed by primary key, so each key's versions stay in one partition, in order.
+    const messages = [];
+    for (let version = 1; version <= 10; version++) for (let id = 100; id < 120; id++) messages.push(productEvent(id, version));
+    await producer.send({ topic: `${prefix}.public.products`, messages });
+    await waitFor(
+      async () => {
+        const fences = await Promise.all(Array.from({ length: 20 }, (_, i) => fenceOf(redis, 100 + i)));
+        return fences.every((f) => f === "10") ? true : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 100, what: "every key at version 10" },
+    );
+    const evicted = await Promise.all(
+      registries.map(
+        async (r) =>
+          ((await r.getSingleMetric("invalidator_events_total")?.get())?.values ?? []).find((v) => v.labels.outcome === "evicted")?.value ??
+          0,
+      ),
+    );
+    console.log(`two invalidators in one group evicted ${evicted.join(" + ")} of 200 events`);
+    expect(evicted[0]).toBeGreaterThan(0);
+    expect(evicted[1]).toBeGreaterThan(0);
+    await redis.quit();
+  });
 });
