@@ -1,7 +1,7 @@
-import type { CacheEvent, L1Invalidations, RedisClient, VersionedCache } from "@flashsale/cache";
+import type { CacheEvent, RedisClient, VersionedCache } from "@flashsale/cache";
 import type { Db, Product } from "@flashsale/db";
 import { createServiceBase } from "@flashsale/http";
-import { createProductCache } from "@flashsale/product-cache";
+import { createProductCache, type ProductCacheOptions } from "@flashsale/product-cache";
 import type { Logger } from "@flashsale/telemetry";
 import type { FastifyInstance } from "fastify";
 import { Counter, type Registry } from "prom-client";
@@ -21,14 +21,8 @@ export interface BuildCatalogOptions {
   logger: Logger;
   metrics: Registry;
   adminToken: string;
-  cache: {
-    schemaVersion: number;
-    ttlSeconds: number;
-    leaseMs: number;
-    l1?: { invalidations: L1Invalidations; ttlMs: number; maxEntries: number };
-    plainMode?: boolean;
-    fallbackReads?: { limit: number; queue: number };
-  };
+  /** Product cache settings (the Redis client and the metrics hook are wired here). */
+  cache: Omit<ProductCacheOptions, "redis" | "onEvent">;
 }
 
 /** The catalog HTTP app, wired but not listening (tests call inject() or listen on port 0). */

@@ -9,7 +9,7 @@ export interface ProductChange {
   id: number;
   /** Version of the row after the change; for a delete, +infinity (no fill may ever pass). */
   version: number;
-  op: "c" | "u" | "d" | "r";
+  op: Op;
   /** When Postgres committed the change (source.ts_ms), for the lag metric. */
   committedAtMs: number;
   /** W3C traceparent of the request that wrote the row, if it was traced (products.change_traceparent). */
@@ -24,22 +24,39 @@ export class PoisonMessage extends Error {}
 export const MAX_EVENT_BYTES = 256 * 1024;
 export const DELETE_FENCE_VERSION = Number.MAX_SAFE_INTEGER;
 
-export function parseProductChange(key: Buffer | null, value: Buffer | null): ChangeEvent {
-  // Debezium follows a delete with a tombstone (null value) for log compaction.
-  if (value === null || value.length === 0) return { kind: "tombstone" };
+type Op = "c" | "u" | "d" | "r";
+
+/** The part every Debezium event shares: op, the table it came from, commit time, the row image. */
+interface Envelope {
+  op: Op;
+  committedAtMs: number;
+  /** `after` for creates/updates/reads, `before` (key columns only) for deletes. */
+  row: Record<string, unknown>;
+  key: Record<string, unknown> | null;
+}
+
+/** Null for a tombstone (Debezium may follow a delete with one, for log compaction). */
+function parseEnvelope(key: Buffer | null, value: Buffer | null, table: string): Envelope | null {
+  if (value === null || value.length === 0) return null;
   if (value.length > MAX_EVENT_BYTES) throw new PoisonMessage(`event of ${value.length} bytes exceeds ${MAX_EVENT_BYTES}`);
   const event = parseJson(value, "value");
   const op = event.op;
   if (op !== "c" && op !== "u" && op !== "d" && op !== "r") throw new PoisonMessage(`unknown op ${JSON.stringify(op)}`);
   const source = asObject(event.source, "source");
-  if (source.table !== undefined && source.table !== "products") {
-    throw new PoisonMessage(`event for table ${JSON.stringify(source.table)} on the products topic`);
+  if (source.table !== undefined && source.table !== table) {
+    throw new PoisonMessage(`event for table ${JSON.stringify(source.table)} on the ${table} topic`);
   }
   const committedAtMs = source.ts_ms;
   if (typeof committedAtMs !== "number") throw new PoisonMessage("source.ts_ms missing");
   const row = asObject(op === "d" ? event.before : event.after, op === "d" ? "before" : "after");
-  const keyId = key ? parseJson(key, "key").id : undefined;
-  const id = toId(row.id ?? keyId);
+  return { op, committedAtMs, row, key: key ? parseJson(key, "key") : null };
+}
+
+export function parseProductChange(key: Buffer | null, value: Buffer | null): ChangeEvent {
+  const e = parseEnvelope(key, value, "products");
+  if (!e) return { kind: "tombstone" };
+  const { op, committedAtMs, row } = e;
+  const id = toId(row.id ?? e.key?.id);
   if (op === "d") return { kind: "product", id, version: DELETE_FENCE_VERSION, op, committedAtMs, traceparent: null };
   const version = row.version;
   if (typeof version !== "number" || !Number.isSafeInteger(version) || version < 1) {
@@ -80,19 +97,10 @@ export interface InventoryChange {
 
 /** Inventory events feed the checkout's stock gate with Postgres' `available`. */
 export function parseInventoryChange(key: Buffer | null, value: Buffer | null): InventoryChange | { kind: "tombstone" } {
-  if (value === null || value.length === 0) return { kind: "tombstone" };
-  if (value.length > MAX_EVENT_BYTES) throw new PoisonMessage(`event of ${value.length} bytes exceeds ${MAX_EVENT_BYTES}`);
-  const event = parseJson(value, "value");
-  const op = event.op;
-  if (op !== "c" && op !== "u" && op !== "d" && op !== "r") throw new PoisonMessage(`unknown op ${JSON.stringify(op)}`);
-  const source = asObject(event.source, "source");
-  if (source.table !== undefined && source.table !== "inventory") {
-    throw new PoisonMessage(`event for table ${JSON.stringify(source.table)} on the inventory topic`);
-  }
-  const committedAtMs = source.ts_ms;
-  if (typeof committedAtMs !== "number") throw new PoisonMessage("source.ts_ms missing");
-  const row = asObject(op === "d" ? event.before : event.after, op === "d" ? "before" : "after");
-  const productId = toId(row.product_id ?? (key ? parseJson(key, "key").product_id : undefined));
+  const e = parseEnvelope(key, value, "inventory");
+  if (!e) return { kind: "tombstone" };
+  const { op, committedAtMs, row } = e;
+  const productId = toId(row.product_id ?? e.key?.product_id);
   if (op === "d") return { kind: "inventory", productId, available: null, committedAtMs };
   const available = row.available;
   if (typeof available !== "number" || !Number.isSafeInteger(available) || available < 0) {
