@@ -30,6 +30,16 @@ describe("L1Store", () => {
     expect(l1.store("k", entry(2), 1000, l1.readToken())).toBe(true);
   });
 
+  it("drops a store whose read began while the channel was down, after it comes back", () => {
+    const l1 = new L1Store<string>({ maxEntries: 10 });
+    l1.setEnabled(true);
+    l1.setEnabled(false); // channel lost
+    const token = l1.readToken(); // a read starts during the gap
+    l1.setEnabled(true); // channel back
+    expect(l1.store("k", entry(1), 1000, token)).toBe(false);
+    expect(l1.store("k", entry(1), 1000, l1.readToken())).toBe(true);
+  });
+
   it("drops every store older than a flush (reconnect)", () => {
     const l1 = new L1Store<string>({ maxEntries: 10 });
     l1.setEnabled(true);

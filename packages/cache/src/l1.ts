@@ -37,9 +37,13 @@ export class L1Store<T> {
     });
   }
 
-  /** Only a coherent L1 (invalidation channel up) is used; turning it off flushes it. */
+  /**
+   * Only a coherent L1 (invalidation channel up) is used. Every switch flushes it and
+   * raises the floor: a read that began while the channel was down may have missed
+   * invalidations, so it must not store after the channel comes back.
+   */
   setEnabled(enabled: boolean): void {
-    if (!enabled) this.clear();
+    this.clear();
     this.enabled = enabled;
   }
 

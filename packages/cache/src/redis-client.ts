@@ -37,11 +37,15 @@ export function createRedisClient(o: RedisClientOptions): RedisClient {
 export async function redisReady(client: RedisClient, timeoutMs = 10_000): Promise<void> {
   if (client.status === "ready") return;
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`redis not ready after ${timeoutMs} ms`)), timeoutMs);
-    client.once("ready", () => {
+    const onReady = () => {
       clearTimeout(timer);
       resolve();
-    });
+    };
+    const timer = setTimeout(() => {
+      client.off("ready", onReady);
+      reject(new Error(`redis not ready after ${timeoutMs} ms`));
+    }, timeoutMs);
+    client.once("ready", onReady);
   });
 }
 

@@ -10,7 +10,9 @@ import type { RedisClient } from "./redis-client.ts";
  * Per product, in one hash slot:
  *   `stock:{product:<id>}:avail`  Postgres' `available` as last synced (initialised from
  *                                 Postgres on demand, overwritten by the invalidator from
- *                                 inventory change events, decremented on each commit)
+ *                                 inventory change events, and lowered to the value a
+ *                                 committing checkout read back — never decremented blindly,
+ *                                 so a sync and a release for the same commit cannot both count it)
  *   `stock:{product:<id>}:holds`  reservations in flight, "<token>:<qty>" scored by expiry
  * A buyer passes if avail - (sum of live holds) >= qty. Holds expire on their own, so a
  * crashed checkout cannot leak units for longer than the hold TTL.
@@ -29,11 +31,13 @@ redis.call('PEXPIRE', KEYS[2], ARGV[5])
 return 1
 `;
 
+// ARGV[2]: Postgres' available right after the commit, or '' when nothing was committed.
+// Checkouts only lower the stock, so the lowest value read back is the newest.
 const RELEASE = `
 local removed = redis.call('ZREM', KEYS[2], ARGV[1])
-if removed == 1 and ARGV[3] == '1' and redis.call('EXISTS', KEYS[1]) == 1 then
-  local left = redis.call('DECRBY', KEYS[1], ARGV[2])
-  if left < 0 then redis.call('SET', KEYS[1], 0, 'KEEPTTL') end
+if ARGV[2] ~= '' then
+  local avail = redis.call('GET', KEYS[1])
+  if avail and tonumber(avail) > tonumber(ARGV[2]) then redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL') end
 end
 return removed
 `;
@@ -48,7 +52,7 @@ interface GateCommands {
     expiresAt: string,
     holdsTtl: string,
   ): Promise<-1 | 0 | 1>;
-  fsGateRelease(avail: string, holds: string, member: string, qty: string, committed: string): Promise<0 | 1>;
+  fsGateRelease(avail: string, holds: string, member: string, availableAfter: string): Promise<0 | 1>;
 }
 
 export type ReserveResult = "reserved" | "sold_out";
@@ -108,10 +112,13 @@ export class StockGate {
     return "sold_out";
   }
 
-  /** Ends a reservation; `committed` = the order took the units, so the synced value goes down too. */
-  async release(productId: number, qty: number, token: string, committed: boolean): Promise<void> {
+  /**
+   * Ends a reservation. `availableAfter`: the order committed and Postgres had this many
+   * units left right after it (from UPDATE ... RETURNING); omitted when nothing was committed.
+   */
+  async release(productId: number, qty: number, token: string, availableAfter?: number): Promise<void> {
     const k = StockGate.keys(productId);
-    await this.redis.fsGateRelease(k.avail, k.holds, `${token}:${qty}`, String(qty), committed ? "1" : "0");
+    await this.redis.fsGateRelease(k.avail, k.holds, `${token}:${qty}`, availableAfter === undefined ? "" : String(availableAfter));
   }
 
   /** The inventory row is gone: forget what we knew (the next reservation re-reads Postgres). */

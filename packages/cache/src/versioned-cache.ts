@@ -200,21 +200,29 @@ export class VersionedCache<T> {
 
   private async fillAsLeaseHolder(k: EntityKeys, token: string, l1Token: number, load: () => Promise<T | null>): Promise<CacheRead<T>> {
     this.emit("miss");
-    let env: Envelope<T> | null;
+    let filled: Awaited<ReturnType<typeof this.loadAndFill>>;
     try {
-      env = await this.loadAndFill(k, token, load);
+      filled = await this.loadAndFill(k, token, load);
     } catch (err) {
       // Let the waiters go to the DB themselves rather than wait out our lease.
       await this.l2(() => this.redis.fsReleaseLease(k.lease, token)).catch(() => {});
       throw err;
     }
-    if (!env) return { value: null, source: "MISS", ageMs: 0 };
-    this.storeL1(k, env, l1Token);
-    return { value: env.value, source: "MISS", ageMs: this.opts.now() - env.storedAt };
+    if (!filled) return { value: null, source: "MISS", ageMs: 0 };
+    if (filled.stored) this.storeL1(k, filled.env, l1Token);
+    return { value: filled.env.value, source: "MISS", ageMs: this.opts.now() - filled.env.storedAt };
   }
 
-  /** Reads the DB as lease holder and fills Redis unless fenced; returns what was read (null: no row). */
-  private async loadAndFill(k: EntityKeys, token: string, load: () => Promise<T | null>): Promise<Envelope<T> | null> {
+  /**
+   * Reads the DB as lease holder and fills Redis unless fenced. Returns what was read
+   * (null: no row) and whether it was stored: a refused fill means our read raced a
+   * write, so the value must not go into L1 either.
+   */
+  private async loadAndFill(
+    k: EntityKeys,
+    token: string,
+    load: () => Promise<T | null>,
+  ): Promise<{ env: Envelope<T>; stored: boolean } | null> {
     const startedAt = this.opts.now();
     const value = await load();
     const now = this.opts.now();
@@ -233,7 +241,7 @@ export class VersionedCache<T> {
     };
     if (ttlMs === 0 || now - startedAt > this.opts.maxFillAgeMs) {
       await this.l2(() => this.redis.fsReleaseLease(k.lease, token)).catch(() => {});
-      return env;
+      return { env, stored: false };
     }
     // Grace for stale-while-revalidate, but never past validUntil.
     const grace = validUntil === null ? this.opts.staleGraceMs : Math.max(0, Math.min(this.opts.staleGraceMs, validUntil - env.expiresAt));
@@ -242,10 +250,11 @@ export class VersionedCache<T> {
         this.redis.fsFill(k.value, k.lease, k.fence, token, String(env.version), JSON.stringify(env), String(ttlMs + grace)),
       );
       this.emit(filled === 1 ? "fill" : "fill_refused");
+      return { env, stored: filled === 1 };
     } catch {
       // The value we read is still the DB's answer; only the fill failed.
+      return { env, stored: false };
     }
-    return env;
   }
 
   private async waitForFill(k: EntityKeys, l1Token: number, load: () => Promise<T | null>): Promise<CacheRead<T>> {
@@ -294,7 +303,12 @@ export class VersionedCache<T> {
     const token = randomUUID();
     void (async () => {
       const leased = await this.l2(() => this.redis.fsTryLease(k.lease, token, String(this.opts.leaseMs)));
-      if (leased === 1) await this.loadAndFill(k, token, load);
+      if (leased !== 1) return;
+      // A failed refresh keeps its lease until it expires (leaseMs): a sick Postgres then
+      // gets one refresh attempt per key per lease period, not one per stale read.
+      const filled = await this.loadAndFill(k, token, load);
+      // The row is gone: stop serving the old value (a delete event will fence it too).
+      if (!filled) await this.l2(() => this.redis.del(k.value));
     })()
       .catch(() => {})
       .finally(() => this.refreshing.delete(k.value));

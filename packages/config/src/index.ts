@@ -78,7 +78,15 @@ export const invalidatorSchema = z.object({
   KAFKA_TOPIC_PREFIX: z.string().default("flashsale"),
   /** Where a consumer group with no committed offsets starts (earliest: miss nothing on a first deployment). */
   KAFKA_NEW_GROUP_START: z.enum(["earliest", "latest"]).default("earliest"),
-  FENCE_TTL_SECONDS: z.coerce.number().int().min(1).default(60),
+  /**
+   * Must outlive the slowest fill it protects against: the catalog drops fills whose DB read
+   * took over 10 s (maxFillAgeMs) and leases last 2 s, so anything under 15 s is refused.
+   */
+  FENCE_TTL_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(15, "FENCE_TTL_SECONDS must be at least 15 (fills may take up to 10 s + lease)")
+    .default(60),
   /** Periodic consistency check of up to CONSISTENCY_CHECK_MAX_KEYS cached products; 0 disables it. */
   CONSISTENCY_CHECK_INTERVAL_MS: z.coerce.number().int().min(0).default(30_000),
   CONSISTENCY_CHECK_MAX_KEYS: z.coerce.number().int().min(1).default(1_000),

@@ -16,7 +16,13 @@ export interface PlacedOrder {
 }
 
 export type CheckoutOutcome =
-  | { kind: "placed"; order: PlacedOrder; replayed: boolean }
+  | {
+      kind: "placed";
+      order: PlacedOrder;
+      replayed: boolean;
+      /** Units left per product right after this order (absent for a replay): the stock gate's sync value. */
+      stockAfter?: Map<number, number>;
+    }
   | { kind: "price_changed"; items: { productId: number; seenPriceCents: number; currentPriceCents: number }[] }
   | { kind: "out_of_stock"; items: { productId: number; requested: number }[] }
   | { kind: "cart_empty" }
@@ -44,6 +50,10 @@ interface LineRow {
 
 /** A sale started or ended while the transaction ran: the price read at its start is no longer the one at commit. */
 class BoundaryCrossed extends Error {}
+const BOUNDARY_MARGIN_MS = 100;
+/** Deadlock (e.g. with a bulk import locking the same products in another order) or serialization failure: safe to retry. */
+const RETRYABLE = new Set(["40P01", "40001"]);
+const MAX_ATTEMPTS = 3;
 
 /**
  * The checkout invariant (design.md §6) in one short transaction:
@@ -61,6 +71,24 @@ class BoundaryCrossed extends Error {}
  * No network call happens while the transaction is open.
  */
 export async function placeOrder(db: Db, cartId: string, idempotencyKey: string): Promise<CheckoutOutcome> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await placeOrderOnce(db, cartId, idempotencyKey);
+    } catch (err) {
+      // The transaction rolled back as a whole, so trying again is safe.
+      if (attempt >= MAX_ATTEMPTS || !RETRYABLE.has(sqlState(err) ?? "")) throw err;
+    }
+  }
+}
+
+/** The SQLSTATE of a Postgres error as Prisma 7's driver adapter reports it. */
+function sqlState(err: unknown): string | undefined {
+  const e = err as { meta?: { driverAdapterError?: { cause?: { code?: unknown } } }; code?: unknown };
+  const code = e?.meta?.driverAdapterError?.cause?.code ?? e?.code;
+  return typeof code === "string" ? code : undefined;
+}
+
+async function placeOrderOnce(db: Db, cartId: string, idempotencyKey: string): Promise<CheckoutOutcome> {
   const orderId = randomUUID();
   const createdAt = new Date();
   try {
@@ -100,13 +128,16 @@ export async function placeOrder(db: Db, cartId: string, idempotencyKey: string)
           });
         }
 
+        const stockAfter = new Map<number, number>();
         for (const l of lines) {
-          const decremented = await tx.$executeRaw`
+          const [left] = await tx.$queryRaw<{ available: number }[]>`
             UPDATE inventory SET available = available - ${l.quantity}
-            WHERE product_id = ${l.product_id} AND available >= ${l.quantity}`;
-          if (decremented === 0) {
+            WHERE product_id = ${l.product_id} AND available >= ${l.quantity}
+            RETURNING available`;
+          if (!left) {
             throw new Abort({ kind: "out_of_stock", items: [{ productId: Number(l.product_id), requested: l.quantity }] });
           }
+          stockAfter.set(Number(l.product_id), left.available);
         }
 
         const items: OrderLine[] = lines.map((l) => ({
@@ -131,12 +162,16 @@ export async function placeOrder(db: Db, cartId: string, idempotencyKey: string)
           ), k AS (
             UPDATE idempotency_keys SET response_body = ${JSON.stringify(order)}::jsonb WHERE key = ${idempotencyKey}
           ), d AS (
-            DELETE FROM cart_items WHERE cart_id = ${cartId}::uuid
+            -- Only the lines this order took: a line added or changed meanwhile stays in the cart.
+            DELETE FROM cart_items ci
+            USING unnest(${items.map((i) => i.productId)}::bigint[], ${items.map((i) => i.quantity)}::int[]) AS took(product_id, quantity)
+            WHERE ci.cart_id = ${cartId}::uuid AND ci.product_id = took.product_id AND ci.quantity = took.quantity
           )
           SELECT clock_timestamp() AS at`;
-        const at = written?.at ?? new Date();
-        if (lines.some((l) => l.boundary !== null && l.boundary <= at)) throw new BoundaryCrossed();
-        return { kind: "placed", order, replayed: false } as CheckoutOutcome;
+        // COMMIT is one more round trip away: a boundary inside that margin counts as crossed.
+        const commitBy = (written?.at ?? new Date()).getTime() + BOUNDARY_MARGIN_MS;
+        if (lines.some((l) => l.boundary !== null && l.boundary.getTime() <= commitBy)) throw new BoundaryCrossed();
+        return { kind: "placed", order, replayed: false, stockAfter } as CheckoutOutcome;
       },
       { maxWait: 2_000, timeout: 5_000 },
     );
@@ -154,7 +189,8 @@ export async function placeOrder(db: Db, cartId: string, idempotencyKey: string)
 /** After a rolled-back transaction that crossed a sale boundary: the lines whose price now differs. */
 async function priceChangedNow(db: Db, cartId: string): Promise<CheckoutOutcome> {
   const rows = await db.$queryRaw<{ product_id: bigint; price_cents_seen: number; price_now: number }[]>`
-    SELECT ci.product_id, ci.price_cents_seen, product_effective_price_cents(p, clock_timestamp()) AS price_now
+    SELECT ci.product_id, ci.price_cents_seen,
+           product_effective_price_cents(p, clock_timestamp() + ${BOUNDARY_MARGIN_MS} * interval '1 millisecond') AS price_now
     FROM cart_items ci JOIN products p ON p.id = ci.product_id WHERE ci.cart_id = ${cartId}::uuid`;
   return {
     kind: "price_changed",

@@ -35,14 +35,14 @@ export async function checkout(deps: CheckoutFlowDeps, cartId: string, idempoten
       for (const line of await cartLines(deps.db, cartId)) {
         const r = await deps.gate.reserve(line.productId, line.quantity, token, () => availableStock(deps.db, line.productId));
         if (r === "sold_out") {
-          await releaseAll(deps, reserved, token, false);
+          await releaseAll(deps, reserved, token);
           return { kind: "out_of_stock", items: [{ productId: line.productId, requested: line.quantity }] };
         }
         reserved.push(line);
       }
     } catch (err) {
       deps.logger.warn({ err: (err as Error).message }, "stock gate unavailable; checking out without it");
-      await releaseAll(deps, reserved, token, false);
+      await releaseAll(deps, reserved, token);
       reserved.length = 0;
     }
   }
@@ -52,13 +52,15 @@ export async function checkout(deps: CheckoutFlowDeps, cartId: string, idempoten
     outcome = await deps.transactions.execute(() => placeOrder(deps.db, cartId, idempotencyKey));
     return outcome;
   } finally {
-    await releaseAll(deps, reserved, token, outcome?.kind === "placed" && !outcome.replayed);
+    const stockAfter = outcome?.kind === "placed" ? outcome.stockAfter : undefined;
+    await releaseAll(deps, reserved, token, stockAfter);
   }
 }
 
-async function releaseAll(deps: CheckoutFlowDeps, reserved: Reservation[], token: string, committed: boolean): Promise<void> {
+/** Ends the reservations; after a commit, tells the gate how many units Postgres has left. */
+async function releaseAll(deps: CheckoutFlowDeps, reserved: Reservation[], token: string, stockAfter?: Map<number, number>): Promise<void> {
   for (const r of reserved) {
     // A failed release only leaves a hold until it expires (more pessimistic, never oversell).
-    await deps.gate?.release(r.productId, r.quantity, token, committed).catch(() => {});
+    await deps.gate?.release(r.productId, r.quantity, token, stockAfter?.get(r.productId)).catch(() => {});
   }
 }
