@@ -19,7 +19,11 @@ describe("StockGate", () => {
     const id = nextProduct++;
     const gate = new StockGate(redis);
     let dbReads = 0;
-    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => gate.reserve(id, 1, `t${i}`, async () => (dbReads++, 4))));
+    const fromDb = async () => {
+      dbReads++;
+      return 4;
+    };
+    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => gate.reserve(id, 1, `t${i}`, fromDb)));
     expect(results.filter((r) => r === "reserved")).toHaveLength(4);
     expect(dbReads).toBeGreaterThanOrEqual(1);
     await gate.release(id, 1, "t0"); // an aborted checkout gives its unit back
