@@ -22,6 +22,8 @@ interface Span {
 }
 
 const spans: Span[] = [];
+/** Metric names received over OTLP, by service. */
+const otlpMetrics = new Map<string, Set<string>>();
 let receiver: Server;
 let receiverPort = 0;
 let services: ServiceProcess[] = [];
@@ -50,6 +52,21 @@ function collect(body: string): void {
   }
 }
 
+function collectMetrics(body: string): void {
+  const doc = JSON.parse(body) as {
+    resourceMetrics?: {
+      resource?: { attributes?: { key: string; value: { stringValue?: string } }[] };
+      scopeMetrics?: { metrics?: { name: string }[] }[];
+    }[];
+  };
+  for (const rm of doc.resourceMetrics ?? []) {
+    const service = rm.resource?.attributes?.find((a) => a.key === "service.name")?.value.stringValue ?? "?";
+    const names = otlpMetrics.get(service) ?? new Set<string>();
+    for (const sm of rm.scopeMetrics ?? []) for (const m of sm.metrics ?? []) names.add(m.name);
+    otlpMetrics.set(service, names);
+  }
+}
+
 beforeAll(async () => {
   pool = pgPool();
   receiver = createServer((req, res) => {
@@ -59,6 +76,7 @@ beforeAll(async () => {
     });
     req.on("end", () => {
       if (req.url === "/v1/traces") collect(body);
+      if (req.url === "/v1/metrics") collectMetrics(body);
       res.writeHead(200, { "content-type": "application/json" }).end("{}");
     });
   });
@@ -68,6 +86,7 @@ beforeAll(async () => {
     OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${receiverPort}`,
     OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
     OTEL_BSP_SCHEDULE_DELAY: "100",
+    OTEL_METRIC_EXPORT_INTERVAL: "500",
   };
   const base = 4100 + Math.floor(Math.random() * 400);
   services = await Promise.all([
@@ -121,5 +140,27 @@ describe("tracing", () => {
     expect(inTrace.some((s) => s.service === "catalog" && s.kind === 2 /* SERVER */)).toBe(true);
     expect(inTrace.some((s) => s.service === "catalog" && s.attributes["db.system.name"] === "postgresql")).toBe(true);
     console.log(`trace ${traceId}: ${inTrace.length} catalog spans; eviction span ${eviction.spanId} links to it`);
+  });
+
+  it("exports metrics over OTLP too, including the invalidation lag and DB queries per request", async () => {
+    const [catalog] = services as [ServiceProcess];
+    await waitFor(
+      async () =>
+        otlpMetrics.get("invalidator")?.has("invalidation_lag_seconds_count") &&
+        otlpMetrics.get("catalog")?.has("http_request_db_queries_sum")
+          ? true
+          : undefined,
+      { timeoutMs: 15_000, intervalMs: 100, what: "OTLP metrics from the catalog and the invalidator" },
+    );
+    // The admin write above cost exactly one query (UPDATE ... RETURNING in one statement).
+    const text = await (await fetch(`${catalog.url}/metrics`)).text();
+    const line = text
+      .split("\n")
+      .find((l) => l.startsWith("http_request_db_queries_count{") && l.includes('route="PUT /admin/products/:id/price"'));
+    const sum = text
+      .split("\n")
+      .find((l) => l.startsWith("http_request_db_queries_sum{") && l.includes('route="PUT /admin/products/:id/price"'));
+    expect(line).toBeDefined();
+    expect(Number(sum?.split(" ").at(-1))).toBe(Number(line?.split(" ").at(-1)));
   });
 });

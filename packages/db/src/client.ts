@@ -1,7 +1,7 @@
 import { PrismaPg } from "@prisma/adapter-pg";
 import { PrismaClient } from "./generated/client.ts";
 
-export type Db = PrismaClient;
+export type Db = ReturnType<typeof createDb>;
 
 export interface DbOptions {
   url: string;
@@ -11,15 +11,25 @@ export interface DbOptions {
   statementTimeoutMs?: number;
   /** Waiting for a pooled connection is bounded too. */
   connectTimeoutMs?: number;
+  /** Called once per query (raw or not, in transactions too), e.g. to count queries per request. */
+  onQuery?: () => void;
 }
 
 /** One PrismaClient per service process, created in main.ts and passed down (no singletons). */
-export function createDb(opts: DbOptions): Db {
+export function createDb(opts: DbOptions) {
   const adapter = new PrismaPg({
     connectionString: opts.url,
     max: opts.poolMax ?? 10,
     connectionTimeoutMillis: opts.connectTimeoutMs ?? 2_000,
     statement_timeout: opts.statementTimeoutMs ?? 5_000,
   });
-  return new PrismaClient({ adapter });
+  const onQuery = opts.onQuery ?? (() => {});
+  return new PrismaClient({ adapter }).$extends({
+    query: {
+      $allOperations({ args, query }) {
+        onQuery();
+        return query(args);
+      },
+    },
+  });
 }

@@ -1,6 +1,7 @@
 import swagger from "@fastify/swagger";
 import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from "fastify";
 import type { Registry } from "prom-client";
+import { trackDbQueriesPerRequest } from "./db-queries.ts";
 import { installErrorHandling } from "./errors.ts";
 
 export interface ReadinessCheck {
@@ -33,6 +34,7 @@ export async function createServiceBase(opts: ServiceBaseOptions): Promise<Fasti
     logController: new LogController({ disableRequestLogging: true }),
   });
   installErrorHandling(app);
+  trackDbQueriesPerRequest(app, opts.metrics);
   await app.register(swagger, { openapi: { info: { title: opts.title, version: "1.0.0" } } });
   app.get("/docs/json", { schema: { hide: true } }, async () => app.swagger());
 

@@ -19,4 +19,5 @@ export function createMetricsRegistry(service: string): Registry {
   collectDefaultMetrics({ register: registry });
   return registry;
 }
+export { startOtlpMetrics } from "./otlp-metrics.ts";
 export { currentTraceparent, shutdownTracing, spanContextFromTraceparent, startTracing, trace } from "./tracing.ts";

@@ -1,13 +1,18 @@
 import { createRedisClient, KEY_PREFIX, L1Invalidations } from "@flashsale/cache";
 import { catalogSchema, loadConfig } from "@flashsale/config";
 import { createDb } from "@flashsale/db";
-import { closeGracefully } from "@flashsale/http";
-import { createLogger, createMetricsRegistry, shutdownTracing } from "@flashsale/telemetry";
+import { closeGracefully, countDbQuery } from "@flashsale/http";
+import { createLogger, createMetricsRegistry, shutdownTracing, startOtlpMetrics } from "@flashsale/telemetry";
 import { buildCatalogApp } from "./app.ts";
 
 const config = loadConfig(catalogSchema);
 const logger = createLogger("catalog", config.LOG_LEVEL);
-const db = createDb({ url: config.DATABASE_URL, poolMax: config.DB_POOL_MAX, statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS });
+const db = createDb({
+  url: config.DATABASE_URL,
+  poolMax: config.DB_POOL_MAX,
+  statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
+  onQuery: countDbQuery,
+});
 const redis = createRedisClient({
   url: config.REDIS_URL,
   clusterNodes: config.REDIS_CLUSTER_NODES,
@@ -24,11 +29,12 @@ const invalidations = config.CACHE_L1_ENABLED
   : null;
 await invalidations?.start();
 
+const metrics = createMetricsRegistry("catalog");
 const app = await buildCatalogApp({
   db,
   redis,
   logger,
-  metrics: createMetricsRegistry("catalog"),
+  metrics,
   adminToken: config.ADMIN_TOKEN,
   cache: {
     schemaVersion: config.CACHE_SCHEMA_VERSION,
@@ -39,5 +45,13 @@ const app = await buildCatalogApp({
     ...(invalidations ? { l1: { invalidations, ttlMs: config.CACHE_L1_TTL_MS, maxEntries: config.CACHE_L1_MAX_ENTRIES } } : {}),
   },
 });
-closeGracefully(app, [async () => invalidations?.stop(), () => redis.quit(), () => db.$disconnect(), shutdownTracing]);
+// Every metric exists once the app is built: mirror them over OTLP if configured.
+const otlpMetrics = startOtlpMetrics(metrics, "catalog");
+closeGracefully(app, [
+  async () => otlpMetrics?.stop(),
+  async () => invalidations?.stop(),
+  () => redis.quit(),
+  () => db.$disconnect(),
+  shutdownTracing,
+]);
 await app.listen({ host: config.HOST, port: config.PORT });

@@ -1,14 +1,19 @@
 import { createRedisClient, StockGate } from "@flashsale/cache";
 import { checkoutSchema, loadConfig } from "@flashsale/config";
 import { createDb } from "@flashsale/db";
-import { closeGracefully } from "@flashsale/http";
+import { closeGracefully, countDbQuery } from "@flashsale/http";
 import { createProductCache } from "@flashsale/product-cache";
-import { createLogger, createMetricsRegistry, shutdownTracing } from "@flashsale/telemetry";
+import { createLogger, createMetricsRegistry, shutdownTracing, startOtlpMetrics } from "@flashsale/telemetry";
 import { buildCheckoutApp } from "./app.ts";
 
 const config = loadConfig(checkoutSchema);
 const logger = createLogger("checkout", config.LOG_LEVEL);
-const db = createDb({ url: config.DATABASE_URL, poolMax: config.DB_POOL_MAX, statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS });
+const db = createDb({
+  url: config.DATABASE_URL,
+  poolMax: config.DB_POOL_MAX,
+  statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
+  onQuery: countDbQuery,
+});
 const redis = createRedisClient({
   url: config.REDIS_URL,
   clusterNodes: config.REDIS_CLUSTER_NODES,
@@ -17,16 +22,19 @@ const redis = createRedisClient({
 });
 redis.on("error", (err) => logger.warn({ err: err.message }, "redis error"));
 
+const metrics = createMetricsRegistry("checkout");
 const app = await buildCheckoutApp({
   db,
   redis,
   logger,
-  metrics: createMetricsRegistry("checkout"),
+  metrics,
   // Same keys as the catalog: the invalidator evicts them for both. No L1 here (display only).
   productCache: createProductCache({ redis, schemaVersion: config.CACHE_SCHEMA_VERSION, ttlSeconds: 86_400, leaseMs: 2_000 }),
   gate: config.STOCK_GATE_ENABLED ? new StockGate(redis) : null,
   transactions: { limit: config.DB_POOL_MAX, queue: config.CHECKOUT_QUEUE },
   rateLimit: { max: config.CHECKOUT_RATE_LIMIT_MAX, windowMs: config.CHECKOUT_RATE_LIMIT_WINDOW_MS },
 });
-closeGracefully(app, [() => redis.quit(), () => db.$disconnect(), shutdownTracing]);
+// Every metric exists once the app is built: mirror them over OTLP if configured.
+const otlpMetrics = startOtlpMetrics(metrics, "checkout");
+closeGracefully(app, [async () => otlpMetrics?.stop(), () => redis.quit(), () => db.$disconnect(), shutdownTracing]);
 await app.listen({ host: config.HOST, port: config.PORT });

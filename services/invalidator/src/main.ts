@@ -1,7 +1,7 @@
 import { createRedisClient } from "@flashsale/cache";
 import { invalidatorSchema, loadConfig } from "@flashsale/config";
 import { closeGracefully } from "@flashsale/http";
-import { createLogger, createMetricsRegistry, shutdownTracing } from "@flashsale/telemetry";
+import { createLogger, createMetricsRegistry, shutdownTracing, startOtlpMetrics } from "@flashsale/telemetry";
 import pg from "pg";
 import { buildInvalidatorApp } from "./app.ts";
 import { startConsistencyJob } from "./consistency-job.ts";
@@ -62,7 +62,10 @@ const consistency =
       })
     : null;
 const app = await buildInvalidatorApp({ redis, logger, metrics, isConsuming: invalidator.isConsuming });
+// Every metric exists once the app is built: mirror them over OTLP if configured.
+const otlpMetrics = startOtlpMetrics(metrics, "invalidator");
 closeGracefully(app, [
+  async () => otlpMetrics?.stop(),
   async () => consistency?.stop(),
   () => consumerLag.stop(),
   () => invalidator.stop(),
