@@ -90,7 +90,7 @@ beforeAll(async () => {
   };
   const base = 4100 + Math.floor(Math.random() * 400);
   services = await Promise.all([
-    spawnService("catalog", base, { ...otel, CACHE_SCHEMA_VERSION: String(base) }),
+    spawnService("catalog", base, { ...otel, CACHE_SCHEMA_VERSION: String(base), DB_QUERY_METRICS: "true" }),
     spawnService("invalidator", base + 500, {
       ...otel,
       CACHE_SCHEMA_VERSION: String(base),

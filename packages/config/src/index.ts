@@ -27,6 +27,11 @@ const common = {
         .filter(Boolean),
     ),
   CACHE_SCHEMA_VERSION: z.coerce.number().int().min(1).default(1),
+  /** http_request_db_queries per route; costs ~20 % of peak throughput on the hot path, hence opt-in. */
+  DB_QUERY_METRICS: z
+    .enum(["true", "false"])
+    .default("false")
+    .transform((v) => v === "true"),
 };
 
 export const catalogSchema = z.object({

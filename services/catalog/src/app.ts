@@ -23,6 +23,8 @@ export interface BuildCatalogOptions {
   adminToken: string;
   /** Product cache settings (the Redis client and the metrics hook are wired here). */
   cache: Omit<ProductCacheOptions, "redis" | "onEvent">;
+  /** See createServiceBase: per-request DB query counting (opt-in, DB_QUERY_METRICS). */
+  trackDbQueries?: boolean;
 }
 
 /** The catalog HTTP app, wired but not listening (tests call inject() or listen on port 0). */
@@ -53,6 +55,7 @@ export async function buildCatalogApp(opts: BuildCatalogOptions): Promise<Fastif
     title: "flashsale catalog",
     logger: opts.logger,
     metrics: opts.metrics,
+    trackDbQueries: opts.trackDbQueries ?? false,
     readiness: [
       { name: "postgres", check: async () => void (await opts.db.$queryRaw`SELECT 1`) },
       // Without Redis the catalog still answers (BYPASS), so it stays in rotation.

@@ -35,6 +35,7 @@ const app = await buildCatalogApp({
   redis,
   logger,
   metrics,
+  trackDbQueries: config.DB_QUERY_METRICS,
   adminToken: config.ADMIN_TOKEN,
   cache: {
     schemaVersion: config.CACHE_SCHEMA_VERSION,

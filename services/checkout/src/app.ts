@@ -29,6 +29,8 @@ export interface BuildCheckoutOptions {
   /** Concurrent checkout transactions (= the DB pool size) and how many may queue for one. */
   transactions: { limit: number; queue: number };
   rateLimit: { max: number; windowMs: number };
+  /** See createServiceBase: per-request DB query counting (opt-in, DB_QUERY_METRICS). */
+  trackDbQueries?: boolean;
 }
 
 /** The checkout HTTP app, wired but not listening. Prices are only ever charged from Postgres. */
@@ -43,6 +45,7 @@ export async function buildCheckoutApp(opts: BuildCheckoutOptions): Promise<Fast
     title: "flashsale checkout",
     logger: opts.logger,
     metrics: opts.metrics,
+    trackDbQueries: opts.trackDbQueries ?? false,
     readiness: [
       { name: "postgres", check: async () => void (await opts.db.$queryRaw`SELECT 1`) },
       // The gate and the rate limiter fail open; checkout still works without Redis.

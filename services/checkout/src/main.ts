@@ -28,6 +28,7 @@ const app = await buildCheckoutApp({
   redis,
   logger,
   metrics,
+  trackDbQueries: config.DB_QUERY_METRICS,
   // Same keys as the catalog: the invalidator evicts them for both. No L1 here (display only).
   productCache: createProductCache({ redis, schemaVersion: config.CACHE_SCHEMA_VERSION, ttlSeconds: 86_400, leaseMs: 2_000 }),
   gate: config.STOCK_GATE_ENABLED ? new StockGate(redis) : null,
