@@ -7,6 +7,17 @@ import { z } from "zod";
  */
 const port = z.coerce.number().int().min(0).max(65535);
 const ms = z.coerce.number().int().min(1);
+/** "a, b,c" -> ["a", "b", "c"]; empty entries dropped. */
+const csvList = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((s) =>
+      s
+        .split(",")
+        .map((item) => item.trim())
+        .filter(Boolean),
+    );
 
 const common = {
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
@@ -17,15 +28,7 @@ const common = {
   REDIS_URL: z.string().url().default("redis://127.0.0.1:6379"),
   REDIS_COMMAND_TIMEOUT_MS: ms.default(250),
   /** host:port,host:port of a Redis Cluster; when set, REDIS_URL is not used. */
-  REDIS_CLUSTER_NODES: z
-    .string()
-    .default("")
-    .transform((s) =>
-      s
-        .split(",")
-        .map((n) => n.trim())
-        .filter(Boolean),
-    ),
+  REDIS_CLUSTER_NODES: csvList(""),
   CACHE_SCHEMA_VERSION: z.coerce.number().int().min(1).default(1),
   /** http_request_db_queries per route; costs ~20 % of peak throughput on the hot path, hence opt-in. */
   DB_QUERY_METRICS: z
@@ -70,15 +73,7 @@ export const checkoutSchema = z.object({
 export const invalidatorSchema = z.object({
   ...common,
   PORT: port.default(3003),
-  KAFKA_BROKERS: z
-    .string()
-    .default("127.0.0.1:9092")
-    .transform((s) =>
-      s
-        .split(",")
-        .map((b) => b.trim())
-        .filter(Boolean),
-    ),
+  KAFKA_BROKERS: csvList("127.0.0.1:9092"),
   KAFKA_GROUP_ID: z.string().default("flashsale-invalidator"),
   KAFKA_TOPIC_PREFIX: z.string().default("flashsale"),
   /** Where a consumer group with no committed offsets starts (earliest: miss nothing on a first deployment). */

@@ -12,7 +12,8 @@ const db = createDb({
   url: config.DATABASE_URL,
   poolMax: config.DB_POOL_MAX,
   statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
-  onQuery: countDbQuery,
+  // Counted only when the (opt-in) per-request metric is on.
+  ...(config.DB_QUERY_METRICS ? { onQuery: countDbQuery } : {}),
 });
 const redis = createRedisClient({
   url: config.REDIS_URL,
