@@ -92,9 +92,11 @@ describe("L1 coherence", () => {
     let sawOldAfterBoundary = false;
     await waitFor(
       async () => {
+        // A read that STARTED at or after the boundary must never return the sale value
+        // (one that started before it may legitimately finish just after).
+        const startedAt = Date.now();
         const r = await p.cache.get(id, async () => row());
-        const now = Date.now();
-        if (now >= endsAt && r.value?.validUntil === endsAt) sawOldAfterBoundary = true;
+        if (startedAt >= endsAt && r.value?.validUntil === endsAt) sawOldAfterBoundary = true;
         return r.value?.validUntil === null ? true : undefined;
       },
       { timeoutMs: 3_000, intervalMs: 5, what: "the post-sale value" },
