@@ -87,7 +87,7 @@ beforeAll(async () => {
     logger,
     metrics: createMetricsRegistry("e2e-invalidator"),
     groupId: `flashsale-e2e-${run}`,
-    topicPrefix: "flashsale",
+    topicPrefix: TEST_ENV.kafkaTopicPrefix,
     schemaVersion: SCHEMA_VERSION,
     fenceTtlMs: 60_000,
     // A fresh group replaying all history would evict this run's keys late (harmless in

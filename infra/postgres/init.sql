@@ -23,5 +23,8 @@ $$;
 
 SELECT 'CREATE DATABASE flashsale OWNER flashsale'
  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'flashsale') \gexec
+-- The test stack's own databases (test/stack.env): tests never touch flashsale.
 SELECT 'CREATE DATABASE flashsale_test OWNER flashsale'
  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'flashsale_test') \gexec
+SELECT 'CREATE DATABASE flashsale_scratch OWNER flashsale'
+ WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'flashsale_scratch') \gexec

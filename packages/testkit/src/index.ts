@@ -3,16 +3,54 @@
  * real stack started by infra/native (or docker-compose); nothing here is a mock.
  */
 import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { Redis } from "ioredis";
 import pg from "pg";
 
+const REPO_ROOT = new URL("../../../", import.meta.url).pathname;
+
+/**
+ * The test stack (test/stack.env, also sourced by scripts/test): its own database, Redis logical
+ * database, topic prefix and ports, so tests never write to what scripts/up serves. A TEST_* variable
+ * in the environment overrides a line of the file (e.g. on a Docker host); DATABASE_URL and friends
+ * deliberately do not: they name the served stack.
+ */
+function readStackEnv(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of readFileSync(`${REPO_ROOT}test/stack.env`, "utf8").split("\n")) {
+    const m = /^([A-Z0-9_]+)=(.*)$/.exec(line.trim());
+    if (m?.[1]) out[m[1]] = process.env[m[1]] ?? (m[2] as string);
+  }
+  return out;
+}
+const STACK = readStackEnv();
+function stack(name: string): string {
+  const v = STACK[name];
+  if (!v) throw new Error(`test/stack.env has no ${name}`);
+  return v;
+}
+
 export const TEST_ENV = {
-  databaseUrl: process.env.DATABASE_URL ?? "postgresql://flashsale:flashsale@127.0.0.1:5432/flashsale",
+  databaseUrl: stack("TEST_DATABASE_URL"),
   /** A scratch database for tests that create and drop schema (migrator tests). */
-  scratchDatabaseUrl: process.env.SCRATCH_DATABASE_URL ?? "postgresql://flashsale:flashsale@127.0.0.1:5432/flashsale_test",
-  redisUrl: process.env.REDIS_URL ?? "redis://127.0.0.1:6379",
-  kafkaBrokers: (process.env.KAFKA_BROKERS ?? "127.0.0.1:9092").split(","),
+  scratchDatabaseUrl: stack("TEST_SCRATCH_DATABASE_URL"),
+  redisUrl: stack("TEST_REDIS_URL"),
+  kafkaBrokers: stack("TEST_KAFKA_BROKERS").split(","),
+  /** Topics of the test connector: `<prefix>.public.products` / `.inventory`. */
+  kafkaTopicPrefix: stack("TEST_KAFKA_TOPIC_PREFIX"),
+  kafkaGroupId: stack("TEST_KAFKA_GROUP_ID"),
 };
+
+/** The environment a service process of the test stack gets (spawnService, scripts/fuzz). */
+export function testServiceEnv(): Record<string, string> {
+  return {
+    DATABASE_URL: TEST_ENV.databaseUrl,
+    REDIS_URL: TEST_ENV.redisUrl,
+    KAFKA_BROKERS: TEST_ENV.kafkaBrokers.join(","),
+    KAFKA_TOPIC_PREFIX: TEST_ENV.kafkaTopicPrefix,
+    KAFKA_GROUP_ID: TEST_ENV.kafkaGroupId,
+  };
+}
 
 /** Polls `probe` until it returns a value other than undefined, or fails after `timeoutMs`. Never a fixed sleep. */
 export async function waitFor<T>(
@@ -90,7 +128,10 @@ export async function insertProduct(pool: pg.Pool, row: Parameters<typeof insert
  */
 export class PrivateRedis {
   private proc: import("node:child_process").ChildProcess | null = null;
-  constructor(readonly port: number) {}
+  readonly port: number;
+  constructor(port: number) {
+    this.port = port;
+  }
 
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
@@ -127,16 +168,14 @@ export class PrivateRedis {
   }
 }
 
-const REPO_ROOT = new URL("../../../", import.meta.url).pathname;
-
 export interface ServiceProcess {
   url: string;
   stop(): Promise<void>;
 }
 
 /**
- * Runs a real service process (its main.ts, as scripts/up does) on `port` with extra
- * environment, and waits for /readyz. For tests and benchmarks that need several
+ * Runs a real service process (its main.ts, as scripts/up does) on `port` against the test
+ * stack (testServiceEnv, overridable by `env`), and waits for /readyz. For tests and benchmarks that need several
  * processes (e.g. two catalog instances sharing Redis).
  */
 export async function spawnService(
@@ -150,7 +189,7 @@ export async function spawnService(
     ["--import", "tsx", "--import", "./packages/telemetry/src/register.ts", `services/${name}/src/main.ts`],
     {
       cwd: REPO_ROOT,
-      env: { ...process.env, LOG_LEVEL: "warn", OTEL_SERVICE_NAME: name, ...env, PORT: String(port) },
+      env: { ...process.env, LOG_LEVEL: "warn", OTEL_SERVICE_NAME: name, ...testServiceEnv(), ...env, PORT: String(port) },
       stdio: ["ignore", "ignore", "inherit"],
     },
   );
@@ -193,7 +232,10 @@ export async function productReadCount(pool: pg.Pool): Promise<number> {
  */
 export class PrivateRedisCluster {
   private readonly servers: import("node:child_process").ChildProcess[] = [];
-  constructor(readonly basePort: number) {}
+  readonly basePort: number;
+  constructor(basePort: number) {
+    this.basePort = basePort;
+  }
 
   get nodes(): string[] {
     return [0, 1, 2].map((i) => `127.0.0.1:${this.basePort + i}`);
