@@ -40,11 +40,13 @@ async function databaseWrites(): Promise<Fingerprint> {
   }
 }
 
-async function redisKeys(): Promise<Fingerprint> {
+/**
+ * Redis keys by name, with whether each has a TTL. Keys with a TTL may expire during the run on
+ * their own, so only a new key, or a vanished key that had no TTL, counts as a write.
+ */
+async function redisKeys(): Promise<Record<string, boolean>> {
   const redis = new Redis(served.REDIS_URL, { commandTimeout: 5_000, connectTimeout: 5_000, maxRetriesPerRequest: 1 });
   try {
-    const out: Fingerprint = {};
-    // Every key with its type and TTL class: a test that wrote, replaced or deleted one shows.
     const keys: string[] = [];
     let cursor = "0";
     do {
@@ -52,10 +54,10 @@ async function redisKeys(): Promise<Fingerprint> {
       cursor = next;
       keys.push(...batch);
     } while (cursor !== "0");
-    out["redis db: keys"] = keys.length;
-    const digest = keys.sort().join("\n");
-    out["redis db: key names"] = digest.length === 0 ? "" : String(hash(digest));
-    return out;
+    const pipeline = redis.pipeline();
+    for (const k of keys) pipeline.pttl(k);
+    const ttls = (await pipeline.exec()) ?? [];
+    return Object.fromEntries(keys.map((k, i) => [k, Number(ttls[i]?.[1]) >= 0]));
   } finally {
     redis.disconnect();
   }
@@ -84,15 +86,14 @@ async function topicOffsets(): Promise<Fingerprint> {
   }
 }
 
-function hash(s: string): number {
-  let h = 2166136261;
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619) >>> 0;
-  return h;
+interface Snapshot {
+  counters: Fingerprint;
+  redisKeys: Record<string, boolean>;
 }
 
-async function fingerprint(): Promise<Fingerprint> {
-  const parts = await Promise.all([databaseWrites(), redisKeys(), topicOffsets()]);
-  return Object.assign({}, ...parts);
+async function snapshot(): Promise<Snapshot> {
+  const [db, keys, topics] = await Promise.all([databaseWrites(), redisKeys(), topicOffsets()]);
+  return { counters: { ...db, ...topics }, redisKeys: keys };
 }
 
 const [mode, file] = process.argv.slice(2);
@@ -100,16 +101,25 @@ if (!file || (mode !== "snapshot" && mode !== "verify")) {
   console.error("usage: served-stack.ts snapshot|verify <file>");
   process.exit(2);
 }
-const now = await fingerprint();
+const now = await snapshot();
 if (mode === "snapshot") {
-  writeFileSync(file, JSON.stringify(now, null, 2));
+  writeFileSync(file, JSON.stringify(now));
   process.exit(0);
 }
-const before = JSON.parse(readFileSync(file, "utf8")) as Fingerprint;
-const changed = [...new Set([...Object.keys(before), ...Object.keys(now)])].filter((k) => before[k] !== now[k]);
-if (changed.length > 0) {
+const before = JSON.parse(readFileSync(file, "utf8")) as Snapshot;
+const changes: string[] = [];
+for (const k of new Set([...Object.keys(before.counters), ...Object.keys(now.counters)])) {
+  if (before.counters[k] !== now.counters[k]) changes.push(`${k}: ${before.counters[k] ?? "(none)"} -> ${now.counters[k] ?? "(none)"}`);
+}
+const added = Object.keys(now.redisKeys).filter((k) => !(k in before.redisKeys));
+const removed = Object.keys(before.redisKeys).filter((k) => !(k in now.redisKeys) && !before.redisKeys[k]);
+if (added.length > 0) changes.push(`redis: ${added.length} new key(s), e.g. ${added.slice(0, 3).join(", ")}`);
+if (removed.length > 0) changes.push(`redis: ${removed.length} key(s) without TTL gone, e.g. ${removed.slice(0, 3).join(", ")}`);
+if (changes.length > 0) {
   console.error("[isolation] the tests wrote to the stack scripts/up serves:");
-  for (const k of changed) console.error(`  ${k}: ${before[k] ?? "(none)"} -> ${now[k] ?? "(none)"}`);
+  for (const c of changes) console.error(`  ${c}`);
   process.exit(1);
 }
-console.log(`[isolation] the served stack is untouched (${Object.keys(now).length} fingerprints compared)`);
+console.log(
+  `[isolation] the served stack is untouched (${Object.keys(now.counters).length} counters, ${Object.keys(now.redisKeys).length} Redis keys compared)`,
+);
