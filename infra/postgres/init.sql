@@ -1,25 +1,43 @@
--- flashsale bootstrap: roles and databases only (tables and the publication belong to the
--- app's migrations). Idempotent; run as a superuser connected to database "postgres":
---   native: infra/native/up runs it on every `up postgres`
+-- flashsale bootstrap: roles, databases and what each role may do (tables and the publication
+-- belong to the app's migrations). Idempotent; run as a superuser connected to database "postgres":
+--   native: infra/native/up runs it on every `up postgres` (so re-running it converges an older cluster)
 --   docker: mounted into /docker-entrypoint-initdb.d/ (runs once, on an empty volume)
+--
+-- Roles, least privilege (packages/db/test/roles.test.ts proves the refusals):
+--   flashsale      the owner: owns the databases and every object the migrations create; runs the
+--                  migrations and the seed, and is the tests' admin role. Not a superuser: what the
+--                  tests need beyond ownership is granted below, by name.
+--   flashsale_app  the services' role (DATABASE_URL): reads and writes rows; owns nothing, cannot
+--                  change the schema, cannot switch triggers off (session_replication_role).
+--   debezium       logical replication (REPLICATION) + SELECT on the captured tables, granted by the
+--                  migration that creates the publication; nothing else.
+SET client_min_messages = warning; -- re-runs are quiet ("already exists, skipping")
 
--- App role: owner of both databases. SUPERUSER so migrations can create triggers/publications.
 DO $$
 BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'flashsale') THEN
-    CREATE ROLE flashsale LOGIN SUPERUSER PASSWORD 'flashsale';
-  ELSE
-    ALTER ROLE flashsale LOGIN SUPERUSER PASSWORD 'flashsale';
+    CREATE ROLE flashsale LOGIN PASSWORD 'flashsale';
   END IF;
-  -- Debezium: logical replication over pgoutput. SELECT on the captured tables and the
-  -- publication flashsale_pub are granted/created by the app's migrations.
+  -- Also demotes the SUPERUSER of clusters bootstrapped before the roles were split.
+  -- CREATEDB: tests may create scratch databases.
+  ALTER ROLE flashsale LOGIN NOSUPERUSER NOCREATEROLE NOREPLICATION NOBYPASSRLS CREATEDB PASSWORD 'flashsale';
+
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'flashsale_app') THEN
+    CREATE ROLE flashsale_app LOGIN PASSWORD 'flashsale_app';
+  END IF;
+  ALTER ROLE flashsale_app LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD 'flashsale_app';
+
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'debezium') THEN
     CREATE ROLE debezium LOGIN REPLICATION PASSWORD 'debezium';
-  ELSE
-    ALTER ROLE debezium LOGIN REPLICATION PASSWORD 'debezium';
   END IF;
+  ALTER ROLE debezium LOGIN REPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS PASSWORD 'debezium';
 END
 $$;
+
+-- The owner/test role, explicitly: read every role's statement statistics (tests count the
+-- services' Postgres reads in pg_stat_statements) and load fixtures with triggers off.
+GRANT pg_read_all_stats TO flashsale;
+GRANT SET ON PARAMETER session_replication_role TO flashsale;
 
 SELECT 'CREATE DATABASE flashsale OWNER flashsale'
  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'flashsale') \gexec
@@ -28,3 +46,28 @@ SELECT 'CREATE DATABASE flashsale_test OWNER flashsale'
  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'flashsale_test') \gexec
 SELECT 'CREATE DATABASE flashsale_scratch OWNER flashsale'
  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'flashsale_scratch') \gexec
+
+-- Per database the services use: the app role's row rights on what exists now and on what the
+-- owner's migrations create later (default privileges), and pg_stat_statements (its CREATE
+-- EXTENSION needs a superuser; the tests' `CREATE EXTENSION IF NOT EXISTS` then only finds it).
+\connect flashsale
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
+GRANT EXECUTE ON FUNCTION pg_stat_statements_reset(oid, oid, bigint) TO flashsale;
+GRANT CONNECT ON DATABASE flashsale TO flashsale_app;
+GRANT USAGE ON SCHEMA public TO flashsale_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO flashsale_app;
+GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO flashsale_app;
+ALTER DEFAULT PRIVILEGES FOR ROLE flashsale IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO flashsale_app;
+ALTER DEFAULT PRIVILEGES FOR ROLE flashsale IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO flashsale_app;
+
+\connect flashsale_test
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
+GRANT EXECUTE ON FUNCTION pg_stat_statements_reset(oid, oid, bigint) TO flashsale;
+GRANT CONNECT ON DATABASE flashsale_test TO flashsale_app;
+GRANT USAGE ON SCHEMA public TO flashsale_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO flashsale_app;
+GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO flashsale_app;
+ALTER DEFAULT PRIVILEGES FOR ROLE flashsale IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO flashsale_app;
+ALTER DEFAULT PRIVILEGES FOR ROLE flashsale IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO flashsale_app;

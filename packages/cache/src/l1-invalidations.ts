@@ -27,11 +27,16 @@ export class L1Invalidations {
   private readonly sinks = new Set<InvalidationSink>();
   private up = false;
 
-  constructor(
-    private readonly client: RedisClient,
-    private readonly prefix: string,
-    private readonly onError: (err: Error) => void = () => {},
-  ) {}
+  // Plain fields, not parameter properties: Node's type stripping runs this file as is.
+  private readonly client: RedisClient;
+  private readonly prefix: string;
+  private readonly onError: (err: Error) => void;
+
+  constructor(client: RedisClient, prefix: string, onError: (err: Error) => void = () => {}) {
+    this.client = client;
+    this.prefix = prefix;
+    this.onError = onError;
+  }
 
   attach(sink: InvalidationSink): void {
     this.sinks.add(sink);

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Db } from "./client.ts";
+import { classifyDbError } from "./errors.ts";
 
 export interface OrderLine {
   productId: number;
@@ -34,8 +35,10 @@ class ClaimLost extends Error {}
 
 /** Thrown inside the transaction to roll it back with a business outcome. */
 class Abort extends Error {
-  constructor(readonly outcome: CheckoutOutcome) {
+  readonly outcome: CheckoutOutcome;
+  constructor(outcome: CheckoutOutcome) {
     super(outcome.kind);
+    this.outcome = outcome;
   }
 }
 
@@ -51,8 +54,7 @@ interface LineRow {
 /** A sale started or ended while the transaction ran: the price read at its start is no longer the one at commit. */
 class BoundaryCrossed extends Error {}
 const BOUNDARY_MARGIN_MS = 100;
-/** Deadlock (e.g. with a bulk import locking the same products in another order) or serialization failure: safe to retry. */
-const RETRYABLE = new Set(["40P01", "40001"]);
+/** Deadlocks (e.g. with a bulk import locking the same products in another order) and serialization failures are retried. */
 const MAX_ATTEMPTS = 3;
 
 /**
@@ -76,16 +78,9 @@ export async function placeOrder(db: Db, cartId: string, idempotencyKey: string)
       return await placeOrderOnce(db, cartId, idempotencyKey);
     } catch (err) {
       // The transaction rolled back as a whole, so trying again is safe.
-      if (attempt >= MAX_ATTEMPTS || !RETRYABLE.has(sqlState(err) ?? "")) throw err;
+      if (attempt >= MAX_ATTEMPTS || classifyDbError(err) !== "retryable") throw err;
     }
   }
-}
-
-/** The SQLSTATE of a Postgres error as Prisma 7's driver adapter reports it. */
-function sqlState(err: unknown): string | undefined {
-  const e = err as { meta?: { driverAdapterError?: { cause?: { code?: unknown } } }; code?: unknown };
-  const code = e?.meta?.driverAdapterError?.cause?.code ?? e?.code;
-  return typeof code === "string" ? code : undefined;
 }
 
 async function placeOrderOnce(db: Db, cartId: string, idempotencyKey: string): Promise<CheckoutOutcome> {

@@ -157,8 +157,10 @@ export async function importListPrices(db: Db, rows: PriceImportRow[], ctx: Writ
 }
 
 export class UnknownProductsError extends Error {
-  constructor(readonly productIds: number[]) {
+  readonly productIds: number[];
+  constructor(productIds: number[]) {
     super(`unknown product ids: ${productIds.join(", ")}`);
+    this.productIds = productIds;
   }
 }
 
