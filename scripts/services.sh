@@ -40,8 +40,9 @@ svc_start() {
     return 1
   fi
   t0=$(date +%s%3N)
-  # register.ts turns OpenTelemetry on when OTEL_EXPORTER_OTLP_ENDPOINT is set.
-  (cd "$ROOT" && PORT=$port OTEL_SERVICE_NAME="${OTEL_SERVICE_NAME:-$s}" exec setsid node --import tsx --import ./packages/telemetry/src/register.ts \
+  # register.ts turns OpenTelemetry on when OTEL_EXPORTER_OTLP_ENDPOINT is set. FLASHSALE_DEV=1: this is
+  # the local development stack, where the public default ADMIN_TOKEN is allowed (packages/config).
+  (cd "$ROOT" && PORT=$port OTEL_SERVICE_NAME="${OTEL_SERVICE_NAME:-$s}" FLASHSALE_DEV="${FLASHSALE_DEV:-1}" exec setsid node --import tsx --import ./packages/telemetry/src/register.ts \
     "services/$s/src/main.ts" >>"$SVC_LOG_DIR/$SVC_NAME_PREFIX$s.log" 2>&1) &
   echo $! >"$SVC_PID_DIR/$SVC_NAME_PREFIX$s.pid"
   local deadline=$(($(date +%s) + SERVICE_READY_TIMEOUT))

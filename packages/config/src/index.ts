@@ -22,7 +22,8 @@ const csvList = (fallback: string) =>
 const common = {
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   HOST: z.string().default("127.0.0.1"),
-  DATABASE_URL: z.string().url().default("postgresql://flashsale:flashsale@127.0.0.1:5432/flashsale"),
+  /** The services' role (infra/postgres/init.sql): rows only; migrations run as the owner. */
+  DATABASE_URL: z.string().url().default("postgresql://flashsale_app:flashsale_app@127.0.0.1:5432/flashsale"),
   DB_POOL_MAX: z.coerce.number().int().min(1).max(200).default(10),
   DB_STATEMENT_TIMEOUT_MS: ms.default(5_000),
   REDIS_URL: z.string().url().default("redis://127.0.0.1:6379"),
@@ -37,24 +38,41 @@ const common = {
     .transform((v) => v === "true"),
 };
 
-export const catalogSchema = z.object({
-  ...common,
-  PORT: port.default(3001),
-  ADMIN_TOKEN: z.string().min(16, "ADMIN_TOKEN must be at least 16 characters").default("dev-admin-token-change-me"),
-  CACHE_TTL_SECONDS: z.coerce.number().int().min(1).default(86_400),
-  CACHE_LEASE_MS: ms.default(2_000),
-  CACHE_L1_ENABLED: z
-    .enum(["true", "false"])
-    .default("true")
-    .transform((v) => v === "true"),
-  CACHE_L1_TTL_MS: ms.default(5_000),
-  CACHE_L1_MAX_ENTRIES: z.coerce.number().int().min(1).default(10_000),
-  /** "plain" turns the stampede protection off; only for the stampede benchmark's baseline. */
-  CACHE_MODE: z.enum(["protocol", "plain"]).default("protocol"),
-  /** Concurrent Postgres reads allowed outside the lease protocol (Redis down), and their queue. */
-  DB_FALLBACK_CONCURRENCY: z.coerce.number().int().min(1).default(8),
-  DB_FALLBACK_QUEUE: z.coerce.number().int().min(0).default(256),
-});
+/**
+ * The admin token every clone knows. Accepted only in development mode (FLASHSALE_DEV=1), so a
+ * deployment that forgot to set ADMIN_TOKEN refuses to start instead of inheriting it.
+ */
+export const DEV_ADMIN_TOKEN = "dev-admin-token-change-me";
+const devMode = z
+  .enum(["0", "1"], { message: "FLASHSALE_DEV must be 0 or 1" })
+  .default("0")
+  .transform((v) => v === "1");
+
+export const catalogSchema = z
+  .object({
+    ...common,
+    PORT: port.default(3001),
+    ADMIN_TOKEN: z.string().min(16, "ADMIN_TOKEN must be at least 16 characters").default(DEV_ADMIN_TOKEN),
+    /** 1 = a local development stack (scripts/up, scripts/services.sh, the tests): allows DEV_ADMIN_TOKEN. */
+    FLASHSALE_DEV: devMode,
+    CACHE_TTL_SECONDS: z.coerce.number().int().min(1).default(86_400),
+    CACHE_LEASE_MS: ms.default(2_000),
+    CACHE_L1_ENABLED: z
+      .enum(["true", "false"])
+      .default("true")
+      .transform((v) => v === "true"),
+    CACHE_L1_TTL_MS: ms.default(5_000),
+    CACHE_L1_MAX_ENTRIES: z.coerce.number().int().min(1).default(10_000),
+    /** "plain" turns the stampede protection off; only for the stampede benchmark's baseline. */
+    CACHE_MODE: z.enum(["protocol", "plain"]).default("protocol"),
+    /** Concurrent Postgres reads allowed outside the lease protocol (Redis down), and their queue. */
+    DB_FALLBACK_CONCURRENCY: z.coerce.number().int().min(1).default(8),
+    DB_FALLBACK_QUEUE: z.coerce.number().int().min(0).default(256),
+  })
+  .refine((c) => c.FLASHSALE_DEV || c.ADMIN_TOKEN !== DEV_ADMIN_TOKEN, {
+    path: ["ADMIN_TOKEN"],
+    message: `ADMIN_TOKEN is unset or the public development default; set a secret ADMIN_TOKEN (or FLASHSALE_DEV=1 on a local development stack)`,
+  });
 
 export const checkoutSchema = z.object({
   ...common,

@@ -189,7 +189,16 @@ export async function spawnService(
     ["--import", "tsx", "--import", "./packages/telemetry/src/register.ts", `services/${name}/src/main.ts`],
     {
       cwd: REPO_ROOT,
-      env: { ...process.env, LOG_LEVEL: "warn", OTEL_SERVICE_NAME: name, ...testServiceEnv(), ...env, PORT: String(port) },
+      // FLASHSALE_DEV=1: a test stack may use the public default ADMIN_TOKEN (packages/config).
+      env: {
+        ...process.env,
+        LOG_LEVEL: "warn",
+        OTEL_SERVICE_NAME: name,
+        FLASHSALE_DEV: "1",
+        ...testServiceEnv(),
+        ...env,
+        PORT: String(port),
+      },
       stdio: ["ignore", "ignore", "inherit"],
     },
   );
