@@ -51,15 +51,26 @@ export async function buildCatalogApp(opts: BuildCatalogOptions): Promise<Fastif
   });
   const deps: CatalogDeps = { db: opts.db, redis: opts.redis, cache, adminToken: opts.adminToken };
 
+  const postgresUp = async () => void (await opts.db.$queryRaw`SELECT 1`);
+  const redisUp = async () => void (await opts.redis.ping());
   const app = await createServiceBase({
     title: "flashsale catalog",
     logger: opts.logger,
     metrics: opts.metrics,
     trackDbQueries: opts.trackDbQueries ?? false,
+    // Ready while it can answer from the cache or from Postgres (the designed degradation: without
+    // Redis it reads Postgres, BYPASS; without Postgres it serves what is cached). A Postgres outage
+    // alone must not take every catalog out of a load balancer's rotation (deploy/k8s probes).
     readiness: [
-      { name: "postgres", check: async () => void (await opts.db.$queryRaw`SELECT 1`) },
-      // Without Redis the catalog still answers (BYPASS), so it stays in rotation.
-      { name: "redis", check: async () => void (await opts.redis.ping()), required: false },
+      { name: "postgres", check: postgresUp, required: false },
+      { name: "redis", check: redisUp, required: false },
+      {
+        name: "cache_or_postgres",
+        check: () =>
+          Promise.any([postgresUp(), redisUp()]).catch(() => {
+            throw new Error("neither Redis nor Postgres answers");
+          }),
+      },
     ],
   });
   await app.register(async (scope) => productRoutes(scope, deps));
