@@ -1,3 +1,4 @@
+import { FastifyOtelInstrumentation } from "@fastify/otel";
 import { context, propagation, ROOT_CONTEXT, type SpanContext, trace } from "@opentelemetry/api";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import { HttpInstrumentation } from "@opentelemetry/instrumentation-http";
@@ -7,6 +8,8 @@ import { PgInstrumentation } from "@opentelemetry/instrumentation-pg";
 import { NodeSDK } from "@opentelemetry/sdk-node";
 
 let sdk: NodeSDK | null = null;
+/** Probes and scrapes: frequent, uninteresting, and they would drown the traces that matter. */
+const UNTRACED_PATHS = ["/metrics", "/healthz", "/readyz"];
 
 /**
  * OpenTelemetry traces (HTTP in and out, Postgres, Redis, Kafka), exported over
@@ -22,7 +25,16 @@ export function startTracing(): boolean {
     serviceName: process.env.OTEL_SERVICE_NAME ?? "flashsale",
     traceExporter: new OTLPTraceExporter(),
     instrumentations: [
-      new HttpInstrumentation({ ignoreIncomingRequestHook: (req) => ["/metrics", "/healthz", "/readyz"].includes(req.url ?? "") }),
+      new HttpInstrumentation({ ignoreIncomingRequestHook: (req) => UNTRACED_PATHS.includes(req.url ?? "") }),
+      // Route-level spans (named after the route pattern, with http.route), registered into every
+      // fastify instance as it is created, tagged with the request id (packages/http
+      // observability.ts); lifecycle hooks stay out of the trace (noise on every request).
+      new FastifyOtelInstrumentation({
+        registerOnInitialization: true,
+        instrumentHooks: false,
+        ignorePaths: (o) => UNTRACED_PATHS.includes(o.url),
+        requestHook: (span, req) => span.setAttribute("http.request.id", req.id),
+      }),
       new PgInstrumentation(),
       new IORedisInstrumentation(),
       new KafkaJsInstrumentation(),

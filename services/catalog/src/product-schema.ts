@@ -23,10 +23,25 @@ export const productSchema = {
     updatedAt: { type: "string", format: "date-time" },
     validUntil: { type: ["string", "null"], format: "date-time" },
   },
+  examples: [
+    {
+      id: 42,
+      sku: "SKU-000042",
+      name: "Espresso machine",
+      description: "15 bar, steam wand",
+      currency: "USD",
+      priceCents: 7999,
+      listPriceCents: 9999,
+      sale: { priceCents: 7999, startsAt: "2026-11-27T00:00:00.000Z", endsAt: "2026-11-28T00:00:00.000Z" },
+      version: 7,
+      updatedAt: "2026-11-26T09:12:00.000Z",
+      validUntil: "2026-11-28T00:00:00.000Z",
+    },
+  ],
 } as const;
 
 export const productIdParams = {
   type: "object",
   required: ["id"],
-  properties: { id: { type: "string", pattern: "^[1-9][0-9]{0,14}$" } },
+  properties: { id: { type: "string", pattern: "^[1-9][0-9]{0,14}$", examples: ["42"] } },
 } as const;

@@ -1,5 +1,5 @@
 import { createProduct, importListPrices, setListPrice, setSale, UnknownProductsError } from "@flashsale/db";
-import { errorBodySchema, HttpError, requireBearer } from "@flashsale/http";
+import { errorBodySchema, HttpError, protectWithBearer } from "@flashsale/http";
 import { currentTraceparent } from "@flashsale/telemetry";
 import type { FastifyInstance } from "fastify";
 import type { CatalogDeps } from "../app.ts";
@@ -16,7 +16,7 @@ const IMPORT_BODY_LIMIT = 16 * 1024 * 1024;
  * Postgres -> Debezium -> Kafka -> invalidator, exactly like a raw SQL write would.
  */
 export async function adminRoutes(app: FastifyInstance, deps: CatalogDeps): Promise<void> {
-  app.addHook("preHandler", requireBearer(deps.adminToken));
+  protectWithBearer(app, deps.adminToken);
   app.addContentTypeParser(
     ["text/csv", "application/x-ndjson", "application/jsonl"],
     { parseAs: "string", bodyLimit: IMPORT_BODY_LIMIT },
@@ -82,6 +82,8 @@ export async function adminRoutes(app: FastifyInstance, deps: CatalogDeps): Prom
   app.post<{ Body: { productIds: number[]; salePriceCents?: number; percentOff?: number; startsAt: string; endsAt: string } }>(
     "/admin/sales",
     {
+      // Room for the schema's 10,000 ids (up to ~17 bytes each); the default 64 KiB is not.
+      bodyLimit: 256 * 1024,
       schema: {
         body: {
           type: "object",
@@ -101,6 +103,20 @@ export async function adminRoutes(app: FastifyInstance, deps: CatalogDeps): Prom
           },
           oneOf: [{ required: ["salePriceCents"] }, { required: ["percentOff"] }],
           additionalProperties: false,
+        },
+        response: {
+          201: {
+            description: "the sale is set on every product (all or nothing)",
+            type: "object",
+            required: ["productIds", "startsAt", "endsAt"],
+            properties: {
+              productIds: { type: "array", items: { type: "integer" } },
+              startsAt: { type: "string", format: "date-time" },
+              endsAt: { type: "string", format: "date-time" },
+            },
+          },
+          400: { ...errorBodySchema, description: "VALIDATION_FAILED, UNKNOWN_PROPERTY or INVALID_SALE_WINDOW" },
+          404: { ...errorBodySchema, description: "NOT_FOUND: unknown product ids (listed in productIds); nothing was written" },
         },
       },
     },
@@ -132,6 +148,21 @@ export async function adminRoutes(app: FastifyInstance, deps: CatalogDeps): Prom
       schema: {
         description: `CSV (text/csv, header with sku,listPriceCents) or JSON lines (application/x-ndjson); at most ${MAX_IMPORT_ROWS} rows. One set-based UPDATE; cache eviction happens through CDC.`,
         consumes: ["text/csv", "application/x-ndjson"],
+        response: {
+          200: {
+            description: "what the import changed",
+            type: "object",
+            required: ["received", "updated", "unchanged", "unknownSkus"],
+            properties: {
+              received: { type: "integer" },
+              updated: { type: "integer" },
+              unchanged: { type: "integer" },
+              unknownSkus: { type: "array", items: { type: "string" } },
+            },
+          },
+          400: { ...errorBodySchema, description: "INVALID_IMPORT or DUPLICATE_SKU (the line in `line`)" },
+          413: { ...errorBodySchema, description: "PAYLOAD_TOO_LARGE (over 16 MB) or IMPORT_TOO_LARGE (too many rows)" },
+        },
       },
     },
     async (request) => {
