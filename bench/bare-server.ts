@@ -9,10 +9,12 @@
 import { createDb, findProduct } from "@flashsale/db";
 import { createServiceBase } from "@flashsale/http";
 import { createLogger, createMetricsRegistry } from "@flashsale/telemetry";
+import { TEST_ENV } from "@flashsale/testkit";
 import Fastify from "fastify";
 import { productIdParams, productSchema } from "../services/catalog/src/product-schema.ts";
 
-const db = createDb({ url: process.env.DATABASE_URL ?? "postgresql://flashsale:flashsale@127.0.0.1:5432/flashsale" });
+// The benchmark runs on the test stack (test/stack.env), where cache-tiers.ts inserted the product.
+const db = createDb({ url: TEST_ENV.databaseUrl });
 const product = await findProduct(db, Number(process.env.PRODUCT_ID ?? 1));
 await db.$disconnect();
 if (!product) throw new Error("product not found");
