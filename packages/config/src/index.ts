@@ -31,6 +31,13 @@ const common = {
   /** host:port,host:port of a Redis Cluster; when set, REDIS_URL is not used. */
   REDIS_CLUSTER_NODES: csvList(""),
   CACHE_SCHEMA_VERSION: z.coerce.number().int().min(1).default(1),
+  /** Bounded request lifetimes (packages/http service-base HttpLimits; README "Timeouts"). */
+  HTTP_HEADERS_TIMEOUT_MS: ms.default(10_000),
+  HTTP_REQUEST_TIMEOUT_MS: ms.default(30_000),
+  HTTP_IDLE_TIMEOUT_MS: ms.default(60_000),
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: ms.default(10_000),
+  HTTP_MAX_REQUESTS_PER_SOCKET: z.coerce.number().int().min(1).default(1_000),
+  HTTP_MAX_CONNECTIONS: z.coerce.number().int().min(1).default(10_000),
   /** http_request_db_queries per route; costs ~20 % of peak throughput on the hot path, hence opt-in. */
   DB_QUERY_METRICS: z
     .enum(["true", "false"])
@@ -109,6 +116,25 @@ export const invalidatorSchema = z.object({
   CONSISTENCY_CHECK_INTERVAL_MS: z.coerce.number().int().min(0).default(30_000),
   CONSISTENCY_CHECK_MAX_KEYS: z.coerce.number().int().min(1).default(1_000),
 });
+
+/** The HttpLimits of packages/http from a loaded config. */
+export function httpLimits(c: {
+  HTTP_HEADERS_TIMEOUT_MS: number;
+  HTTP_REQUEST_TIMEOUT_MS: number;
+  HTTP_IDLE_TIMEOUT_MS: number;
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: number;
+  HTTP_MAX_REQUESTS_PER_SOCKET: number;
+  HTTP_MAX_CONNECTIONS: number;
+}) {
+  return {
+    headersTimeoutMs: c.HTTP_HEADERS_TIMEOUT_MS,
+    requestTimeoutMs: c.HTTP_REQUEST_TIMEOUT_MS,
+    idleTimeoutMs: c.HTTP_IDLE_TIMEOUT_MS,
+    keepAliveTimeoutMs: c.HTTP_KEEP_ALIVE_TIMEOUT_MS,
+    maxRequestsPerSocket: c.HTTP_MAX_REQUESTS_PER_SOCKET,
+    maxConnections: c.HTTP_MAX_CONNECTIONS,
+  };
+}
 
 export type CatalogConfig = z.infer<typeof catalogSchema>;
 export type CheckoutConfig = z.infer<typeof checkoutSchema>;

@@ -1,6 +1,7 @@
 export * from "./carts.ts";
 export * from "./checkout.ts";
 export { createDb, type Db, type DbOptions } from "./client.ts";
+export { classifyDbError, type DbErrorClass, sqlState } from "./errors.ts";
 export { type Migration, migrate, readMigrations } from "./migrate.ts";
 export * from "./products.ts";
 export { DEFAULT_SEED, seed } from "./seed.ts";

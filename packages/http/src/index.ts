@@ -1,5 +1,6 @@
 export { requireBearer } from "./auth.ts";
 export { countDbQuery } from "./db-queries.ts";
-export { errorBodySchema, HttpError, installErrorHandling, isDbUnavailable } from "./errors.ts";
+export { ERROR_CODES, type ErrorCode } from "./error-codes.ts";
+export { clientGone, errorBodySchema, HttpError, installErrorHandling, isDbUnavailable } from "./errors.ts";
 export { closeGracefully } from "./lifecycle.ts";
-export { createServiceBase, type ReadinessCheck, withTimeout } from "./service-base.ts";
+export { createServiceBase, DEFAULT_HTTP_LIMITS, type HttpLimits, type ReadinessCheck, withTimeout } from "./service-base.ts";

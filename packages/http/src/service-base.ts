@@ -1,6 +1,8 @@
+import AjvCompiler from "@fastify/ajv-compiler";
 import swagger from "@fastify/swagger";
 import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from "fastify";
 import type { Registry } from "prom-client";
+import { clientErrorHandler, countClientAborts, requestTimeoutCounter } from "./client-errors.ts";
 import { trackDbQueriesPerRequest } from "./db-queries.ts";
 import { installErrorHandling } from "./errors.ts";
 
@@ -22,6 +24,55 @@ export interface ServiceBaseOptions {
    * per-request AsyncLocalStorage it needs costs ~20 % of a 40k req/s hot path (bench/).
    */
   trackDbQueries?: boolean;
+  /** How long a client may take over each part of an exchange (defaults: DEFAULT_HTTP_LIMITS). */
+  limits?: Partial<HttpLimits>;
+}
+
+/**
+ * Bounded request lifetimes. Fastify 5 sets Node's requestTimeout and the socket timeout
+ * to 0 (off), so without these a client trickling a body holds a socket (and a file
+ * descriptor) forever. The values come from packages/config (HTTP_* variables).
+ */
+export interface HttpLimits {
+  /** Request line + headers must arrive within this (Node's headersTimeout; answered 408). */
+  headersTimeoutMs: number;
+  /** The whole request, body included, must arrive within this (Node's requestTimeout; 408). */
+  requestTimeoutMs: number;
+  /** A socket with no traffic in either direction for this long is destroyed (fastify connectionTimeout). */
+  idleTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this; a proxy in front must use a shorter idle timeout. */
+  keepAliveTimeoutMs: number;
+  /** Requests served on one keep-alive connection before it is closed. */
+  maxRequestsPerSocket: number;
+  /** Open connections per process; beyond it new sockets are closed at once (file descriptors stay for Redis/Postgres). */
+  maxConnections: number;
+}
+
+export const DEFAULT_HTTP_LIMITS: HttpLimits = {
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  idleTimeoutMs: 60_000,
+  keepAliveTimeoutMs: 10_000,
+  maxRequestsPerSocket: 1_000,
+  maxConnections: 10_000,
+};
+
+/**
+ * Bodies are validated without type coercion (`"7"`, `true` or `[3]` are not a quantity);
+ * path, query and headers are strings on the wire, so they may coerce. Unknown properties
+ * are errors, not silently removed (fastify's default removeAdditional), so the error
+ * handler can name them (UNKNOWN_PROPERTY).
+ */
+function strictBodyValidators(): { buildValidator: AjvCompiler.BuildCompilerFromPool } {
+  const factory = AjvCompiler();
+  return {
+    buildValidator(externalSchemas, options) {
+      const plugins = options?.plugins ?? [];
+      const coercing = factory(externalSchemas, { plugins, customOptions: { removeAdditional: false } });
+      const strict = factory(externalSchemas, { plugins, customOptions: { removeAdditional: false, coerceTypes: false } });
+      return (route) => (route.httpPart === "body" ? strict(route) : coercing(route));
+    },
+  };
 }
 
 const READINESS_TIMEOUT_MS = 1_000;
@@ -32,13 +83,32 @@ const READINESS_TIMEOUT_MS = 1_000;
  * check bounded by a timeout) and /metrics (Prometheus text).
  */
 export async function createServiceBase(opts: ServiceBaseOptions): Promise<FastifyInstance> {
+  const limits = { ...DEFAULT_HTTP_LIMITS, ...opts.limits };
+  const timeouts = requestTimeoutCounter(opts.metrics);
   const app = Fastify({
     loggerInstance: opts.logger,
     bodyLimit: opts.bodyLimit ?? 64 * 1024,
+    connectionTimeout: limits.idleTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    maxRequestsPerSocket: limits.maxRequestsPerSocket,
+    http: {
+      headersTimeout: limits.headersTimeoutMs,
+      // Node enforces headers/request timeouts on this sweep (default 30 s): make the
+      // bound hold to within a tenth of the shorter timeout (at least every 250 ms).
+      connectionsCheckingInterval: Math.max(
+        250,
+        Math.min(1_000, Math.floor(Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs) / 10)),
+      ),
+    },
+    clientErrorHandler: clientErrorHandler(timeouts),
+    schemaController: { compilersFactory: strictBodyValidators() },
     // Per-request log lines would dominate a flash sale's logs; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
   });
-  installErrorHandling(app);
+  app.server.maxConnections = limits.maxConnections;
+  installErrorHandling(app, opts.metrics);
+  countClientAborts(app, opts.metrics);
   if (opts.trackDbQueries) trackDbQueriesPerRequest(app, opts.metrics);
   await app.register(swagger, { openapi: { info: { title: opts.title, version: "1.0.0" } } });
   app.get("/docs/json", { schema: { hide: true } }, async () => app.swagger());

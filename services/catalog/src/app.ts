@@ -1,6 +1,6 @@
 import type { CacheEvent, RedisClient, VersionedCache } from "@flashsale/cache";
 import type { Db, Product } from "@flashsale/db";
-import { createServiceBase } from "@flashsale/http";
+import { createServiceBase, type HttpLimits } from "@flashsale/http";
 import { createProductCache, type ProductCacheOptions } from "@flashsale/product-cache";
 import type { Logger } from "@flashsale/telemetry";
 import type { FastifyInstance } from "fastify";
@@ -25,6 +25,8 @@ export interface BuildCatalogOptions {
   cache: Omit<ProductCacheOptions, "redis" | "onEvent">;
   /** See createServiceBase: per-request DB query counting (opt-in, DB_QUERY_METRICS). */
   trackDbQueries?: boolean;
+  /** Request lifetimes (HTTP_* config); defaults from packages/http. */
+  limits?: Partial<HttpLimits>;
 }
 
 /** The catalog HTTP app, wired but not listening (tests call inject() or listen on port 0). */
@@ -58,6 +60,7 @@ export async function buildCatalogApp(opts: BuildCatalogOptions): Promise<Fastif
     logger: opts.logger,
     metrics: opts.metrics,
     trackDbQueries: opts.trackDbQueries ?? false,
+    ...(opts.limits ? { limits: opts.limits } : {}),
     // Ready while it can answer from the cache or from Postgres (the designed degradation: without
     // Redis it reads Postgres, BYPASS; without Postgres it serves what is cached). A Postgres outage
     // alone must not take every catalog out of a load balancer's rotation (deploy/k8s probes).

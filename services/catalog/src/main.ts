@@ -1,8 +1,8 @@
 import { createRedisClient, KEY_PREFIX, L1Invalidations } from "@flashsale/cache";
-import { catalogSchema, loadConfig } from "@flashsale/config";
+import { catalogSchema, httpLimits, loadConfig } from "@flashsale/config";
 import { createDb } from "@flashsale/db";
 import { closeGracefully, countDbQuery } from "@flashsale/http";
-import { createLogger, createMetricsRegistry, shutdownTracing, startOtlpMetrics } from "@flashsale/telemetry";
+import { createLogger, createMetricsRegistry, shutdownTracing } from "@flashsale/telemetry";
 import { buildCatalogApp } from "./app.ts";
 
 const config = loadConfig(catalogSchema);
@@ -37,6 +37,7 @@ const app = await buildCatalogApp({
   logger,
   metrics,
   trackDbQueries: config.DB_QUERY_METRICS,
+  limits: httpLimits(config),
   adminToken: config.ADMIN_TOKEN,
   cache: {
     schemaVersion: config.CACHE_SCHEMA_VERSION,
@@ -48,12 +49,5 @@ const app = await buildCatalogApp({
   },
 });
 // Every metric exists once the app is built: mirror them over OTLP if configured.
-const otlpMetrics = startOtlpMetrics(metrics, "catalog");
-closeGracefully(app, [
-  async () => otlpMetrics?.stop(),
-  async () => invalidations?.stop(),
-  () => redis.quit(),
-  () => db.$disconnect(),
-  shutdownTracing,
-]);
+closeGracefully(app, [async () => invalidations?.stop(), () => redis.quit(), () => db.$disconnect(), shutdownTracing]);
 await app.listen({ host: config.HOST, port: config.PORT });

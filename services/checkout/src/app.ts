@@ -1,7 +1,7 @@
 import rateLimit from "@fastify/rate-limit";
 import type { RedisClient, StockGate, VersionedCache } from "@flashsale/cache";
 import type { Db, Product } from "@flashsale/db";
-import { createServiceBase, HttpError } from "@flashsale/http";
+import { createServiceBase, type HttpLimits, HttpError } from "@flashsale/http";
 import type { Logger } from "@flashsale/telemetry";
 import { bulkhead } from "cockatiel";
 import type { FastifyInstance } from "fastify";
@@ -31,6 +31,8 @@ export interface BuildCheckoutOptions {
   rateLimit: { max: number; windowMs: number };
   /** See createServiceBase: per-request DB query counting (opt-in, DB_QUERY_METRICS). */
   trackDbQueries?: boolean;
+  /** Request lifetimes (HTTP_* config); defaults from packages/http. */
+  limits?: Partial<HttpLimits>;
 }
 
 /** The checkout HTTP app, wired but not listening. Prices are only ever charged from Postgres. */
@@ -46,6 +48,7 @@ export async function buildCheckoutApp(opts: BuildCheckoutOptions): Promise<Fast
     logger: opts.logger,
     metrics: opts.metrics,
     trackDbQueries: opts.trackDbQueries ?? false,
+    ...(opts.limits ? { limits: opts.limits } : {}),
     readiness: [
       { name: "postgres", check: async () => void (await opts.db.$queryRaw`SELECT 1`) },
       // The gate and the rate limiter fail open; checkout still works without Redis.

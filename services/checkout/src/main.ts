@@ -1,9 +1,9 @@
 import { createRedisClient, StockGate } from "@flashsale/cache";
-import { checkoutSchema, loadConfig } from "@flashsale/config";
+import { checkoutSchema, httpLimits, loadConfig } from "@flashsale/config";
 import { createDb } from "@flashsale/db";
 import { closeGracefully, countDbQuery } from "@flashsale/http";
 import { createProductCache } from "@flashsale/product-cache";
-import { createLogger, createMetricsRegistry, shutdownTracing, startOtlpMetrics } from "@flashsale/telemetry";
+import { createLogger, createMetricsRegistry, shutdownTracing } from "@flashsale/telemetry";
 import { buildCheckoutApp } from "./app.ts";
 
 const config = loadConfig(checkoutSchema);
@@ -30,6 +30,7 @@ const app = await buildCheckoutApp({
   logger,
   metrics,
   trackDbQueries: config.DB_QUERY_METRICS,
+  limits: httpLimits(config),
   // Same keys as the catalog: the invalidator evicts them for both. No L1 here (display only).
   productCache: createProductCache({ redis, schemaVersion: config.CACHE_SCHEMA_VERSION, ttlSeconds: 86_400, leaseMs: 2_000 }),
   gate: config.STOCK_GATE_ENABLED ? new StockGate(redis) : null,
@@ -37,6 +38,5 @@ const app = await buildCheckoutApp({
   rateLimit: { max: config.CHECKOUT_RATE_LIMIT_MAX, windowMs: config.CHECKOUT_RATE_LIMIT_WINDOW_MS },
 });
 // Every metric exists once the app is built: mirror them over OTLP if configured.
-const otlpMetrics = startOtlpMetrics(metrics, "checkout");
-closeGracefully(app, [async () => otlpMetrics?.stop(), () => redis.quit(), () => db.$disconnect(), shutdownTracing]);
+closeGracefully(app, [() => redis.quit(), () => db.$disconnect(), shutdownTracing]);
 await app.listen({ host: config.HOST, port: config.PORT });

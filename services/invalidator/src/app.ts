@@ -1,5 +1,5 @@
 import type { RedisClient } from "@flashsale/cache";
-import { createServiceBase } from "@flashsale/http";
+import { createServiceBase, type HttpLimits } from "@flashsale/http";
 import type { Logger } from "@flashsale/telemetry";
 import type { FastifyInstance } from "fastify";
 import type { Registry } from "prom-client";
@@ -10,11 +10,14 @@ export async function buildInvalidatorApp(opts: {
   logger: Logger;
   metrics: Registry;
   isConsuming: () => boolean;
+  /** Request lifetimes (HTTP_* config); defaults from packages/http. */
+  limits?: Partial<HttpLimits>;
 }): Promise<FastifyInstance> {
   return createServiceBase({
     title: "flashsale invalidator",
     logger: opts.logger,
     metrics: opts.metrics,
+    ...(opts.limits ? { limits: opts.limits } : {}),
     readiness: [
       { name: "redis", check: async () => void (await opts.redis.ping()) },
       {

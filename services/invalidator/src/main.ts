@@ -1,7 +1,7 @@
 import { createRedisClient } from "@flashsale/cache";
-import { invalidatorSchema, loadConfig } from "@flashsale/config";
+import { invalidatorSchema, httpLimits, loadConfig } from "@flashsale/config";
 import { closeGracefully } from "@flashsale/http";
-import { createLogger, createMetricsRegistry, shutdownTracing, startOtlpMetrics } from "@flashsale/telemetry";
+import { createLogger, createMetricsRegistry, shutdownTracing } from "@flashsale/telemetry";
 import pg from "pg";
 import { buildInvalidatorApp } from "./app.ts";
 import { startConsistencyJob } from "./consistency-job.ts";
@@ -61,11 +61,9 @@ const consistency =
         logger,
       })
     : null;
-const app = await buildInvalidatorApp({ redis, logger, metrics, isConsuming: invalidator.isConsuming });
+const app = await buildInvalidatorApp({ redis, logger, metrics, isConsuming: invalidator.isConsuming, limits: httpLimits(config) });
 // Every metric exists once the app is built: mirror them over OTLP if configured.
-const otlpMetrics = startOtlpMetrics(metrics, "invalidator");
 closeGracefully(app, [
-  async () => otlpMetrics?.stop(),
   async () => consistency?.stop(),
   () => consumerLag.stop(),
   () => invalidator.stop(),

@@ -7,7 +7,11 @@ import { productIdParams, productSchema } from "../product-schema.ts";
 
 const MAX_PAGE = 100;
 
-/** Cache read with its failure modes mapped to 503s that tell clients to retry, never a 500. */
+/**
+ * Cache read. A full fallback queue is 503 OVERLOADED; any other failure goes to the
+ * shared error handler, which answers 503 DB_UNAVAILABLE only when packages/db says the
+ * database is really unreachable (not for a bug, a bad value or a client hanging up).
+ */
 async function readThroughCache(deps: CatalogDeps, id: number) {
   try {
     return await deps.cache.get(id, () => findProduct(deps.db, id));
@@ -15,14 +19,7 @@ async function readThroughCache(deps: CatalogDeps, id: number) {
     if (isBulkheadRejectedError(err)) {
       throw new HttpError(503, "OVERLOADED", "too many uncached reads in flight; retry shortly", {}, { "retry-after": "1" });
     }
-    throw new HttpError(
-      503,
-      "DB_UNAVAILABLE",
-      "the catalog database is unavailable and no cached copy can be served",
-      {},
-      { "retry-after": "1" },
-      err,
-    );
+    throw err;
   }
 }
 
