@@ -17,7 +17,12 @@ const vitestRan = existsSync(vitestFile);
 if (vitestRan) {
   const r = JSON.parse(readFileSync(vitestFile, "utf8"));
   passed += r.numPassedTests;
-  failed += r.numFailedTests + (r.numFailedTestSuites ?? 0);
+  failed += r.numFailedTests;
+  // A file that failed without a failed test (it did not import, a hook threw) is one failure more.
+  for (const file of r.testResults ?? []) {
+    const failedTests = (file.assertionResults ?? []).filter((t) => t.status === "failed").length;
+    if (file.status === "failed" && failedTests === 0) failed++;
+  }
   skipped += (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
 }
 let fuzzCases = 0;
