@@ -18,6 +18,19 @@ export default defineConfig({
         },
       },
       {
+        // The deployment artefacts: docker-compose.yml (Compose v2), deploy/k8s (kustomize + k8s.io/api
+        // types), the image's production install, the secure defaults. Tools are built once into
+        // .state/bin (scripts/go-tool; scripts/test builds them before the tests run).
+        test: {
+          name: "deploy",
+          globalSetup: ["test/global-setup.ts"],
+          include: ["test/deploy/**/*.test.ts"],
+          testTimeout: 120_000,
+          hookTimeout: 900_000,
+          fileParallelism: false,
+        },
+      },
+      {
         test: {
           name: "e2e",
           globalSetup: ["test/global-setup.ts"],
