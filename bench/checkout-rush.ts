@@ -76,7 +76,9 @@ async function runOne(s: Scenario, mode: Mode) {
         const cart = carts[next++] as { id: string };
         const t0 = performance.now();
         const kind =
-          mode === "naive FOR UPDATE" ? await naiveCheckout(db, cart.id) : (await checkout(flow, cart.id, `rush-${cart.id}`)).kind;
+          mode === "naive FOR UPDATE"
+            ? await naiveCheckout(db, cart.id)
+            : (await checkout(flow, { cartId: cart.id, principal: null, idempotencyKey: `rush-${cart.id}` })).kind;
         latencies.push(performance.now() - t0);
         outcomes[kind] = (outcomes[kind] ?? 0) + 1;
       }

@@ -9,16 +9,48 @@ export interface CartLine {
   versionSeen: number;
 }
 
+/** A line removed because its product was deleted (migration 20261126100000). */
+export interface UnavailableLine {
+  productId: number;
+  quantity: number;
+  priceCentsSeen: number;
+  reason: "PRODUCT_DELETED";
+  removedAt: string;
+}
+
 export interface Cart {
   id: string;
   userId: string | null;
   items: CartLine[];
+  unavailableItems: UnavailableLine[];
 }
 
-export async function createCart(db: Db, userId: string | null): Promise<string> {
-  const [row] = await db.$queryRaw<{ id: string }[]>`INSERT INTO carts (user_id) VALUES (${userId}) RETURNING id::text`;
+/**
+ * Who is asking: the gateway-set X-User-Id, or null for an anonymous shopper.
+ * Ownership rules (README "Ownership"):
+ *  - a cart created by a user belongs to that user; any other principal, anonymous
+ *    included, gets "not found" (no existence leak);
+ *  - a cart created anonymously is a bearer capability: whoever holds its id may use it,
+ *    until the first request with a user id claims it for that user (claimCart);
+ *  - an order belongs to the user of its cart at checkout; an anonymous order is readable
+ *    with its id alone, and never shows a cart id.
+ */
+export type Principal = string | null;
+
+export async function createCart(db: Db, owner: Principal): Promise<string> {
+  const [row] = await db.$queryRaw<{ id: string }[]>`INSERT INTO carts (user_id) VALUES (${owner}) RETURNING id::text`;
   if (!row) throw new Error("cart insert returned no row");
   return row.id;
+}
+
+/**
+ * The first request with a user id on an anonymous cart makes it that user's (one
+ * conditional UPDATE: of two users racing, exactly one wins; the other then sees a cart
+ * that is not theirs). A no-op for anonymous requests and for carts already owned.
+ */
+export async function claimCart(db: Db, cartId: string, principal: Principal): Promise<void> {
+  if (principal === null) return;
+  await db.$executeRaw`UPDATE carts SET user_id = ${principal} WHERE id = ${cartId}::uuid AND user_id IS NULL`;
 }
 
 export type AddItemResult = "ok" | "cart_not_found" | "product_not_found";
@@ -26,10 +58,21 @@ export type AddItemResult = "ok" | "cart_not_found" | "product_not_found";
 /**
  * Adds (or replaces) a line, recording the effective price and version the shopper
  * sees now. Re-adding a line after PRICE_CHANGED is how a shopper re-confirms.
+ * The cart must belong to `principal` (call claimCart first); its row is locked for the
+ * statement, so a concurrent claim or checkout is ordered before or after it, never between.
  */
-export async function upsertCartItem(db: Db, cartId: string, productId: number, quantity: number): Promise<AddItemResult> {
+export async function upsertCartItem(
+  db: Db,
+  cartId: string,
+  principal: Principal,
+  productId: number,
+  quantity: number,
+): Promise<AddItemResult> {
   const rows = await db.$queryRaw<{ cart_found: boolean; product_found: boolean; upserted: boolean }[]>`
-    WITH cart AS (SELECT id FROM carts WHERE id = ${cartId}::uuid),
+    WITH cart AS (
+           SELECT id FROM carts WHERE id = ${cartId}::uuid AND user_id IS NOT DISTINCT FROM ${principal}::text
+           FOR NO KEY UPDATE
+         ),
          product AS (SELECT id, product_effective_price_cents(p, now()) AS price, version FROM products p WHERE id = ${productId}),
          upserted AS (
            INSERT INTO cart_items (cart_id, product_id, quantity, price_cents_seen, version_seen)
@@ -47,14 +90,20 @@ export async function upsertCartItem(db: Db, cartId: string, productId: number, 
   return "ok";
 }
 
-export async function findCart(db: Db, cartId: string): Promise<Cart | null> {
+/** The cart if it belongs to `principal` (see Principal), else null. */
+export async function findCart(db: Db, cartId: string, principal: Principal): Promise<Cart | null> {
   const carts = await db.$queryRaw<{ id: string; user_id: string | null }[]>`
-    SELECT id::text, user_id FROM carts WHERE id = ${cartId}::uuid`;
+    SELECT id::text, user_id FROM carts WHERE id = ${cartId}::uuid AND user_id IS NOT DISTINCT FROM ${principal}::text`;
   const cart = carts[0];
   if (!cart) return null;
-  const lines = await db.$queryRaw<{ product_id: bigint; quantity: number; price_cents_seen: number; version_seen: bigint }[]>`
-    SELECT product_id, quantity, price_cents_seen, version_seen
-    FROM cart_items WHERE cart_id = ${cartId}::uuid ORDER BY product_id`;
+  const [lines, gone] = await Promise.all([
+    db.$queryRaw<{ product_id: bigint; quantity: number; price_cents_seen: number; version_seen: bigint }[]>`
+      SELECT product_id, quantity, price_cents_seen, version_seen
+      FROM cart_items WHERE cart_id = ${cartId}::uuid ORDER BY product_id`,
+    db.$queryRaw<{ product_id: bigint; quantity: number; price_cents_seen: number; removed_at: Date }[]>`
+      SELECT product_id, quantity, price_cents_seen, removed_at
+      FROM cart_unavailable_items WHERE cart_id = ${cartId}::uuid ORDER BY product_id`,
+  ]);
   return {
     id: cart.id,
     userId: cart.user_id,
@@ -64,19 +113,32 @@ export async function findCart(db: Db, cartId: string): Promise<Cart | null> {
       priceCentsSeen: l.price_cents_seen,
       versionSeen: Number(l.version_seen),
     })),
+    unavailableItems: gone.map((g) => ({
+      productId: Number(g.product_id),
+      quantity: g.quantity,
+      priceCentsSeen: g.price_cents_seen,
+      reason: "PRODUCT_DELETED" as const,
+      removedAt: g.removed_at.toISOString(),
+    })),
   };
 }
 
-export async function findOrder(db: Db, orderId: string): Promise<PlacedOrder | null> {
-  const orders = await db.$queryRaw<{ id: string; cart_id: string; total_cents: bigint; created_at: Date }[]>`
-    SELECT id::text, cart_id::text, total_cents, created_at FROM orders WHERE id = ${orderId}::uuid`;
+/**
+ * The order if `principal` may read it: a user's order only by that user; an anonymous
+ * order by whoever holds its id. The cart id is shown only to the order's user (for an
+ * anonymous order it would hand the cart to anyone the order link was shared with).
+ */
+export async function findOrder(db: Db, orderId: string, principal: Principal): Promise<PlacedOrder | null> {
+  const orders = await db.$queryRaw<{ id: string; cart_id: string; user_id: string | null; total_cents: bigint; created_at: Date }[]>`
+    SELECT id::text, cart_id::text, user_id, total_cents, created_at FROM orders
+    WHERE id = ${orderId}::uuid AND (user_id IS NULL OR user_id = ${principal}::text)`;
   const o = orders[0];
   if (!o) return null;
   const items = await db.$queryRaw<{ product_id: bigint; quantity: number; unit_price_cents: number }[]>`
     SELECT product_id, quantity, unit_price_cents FROM order_items WHERE order_id = ${orderId}::uuid ORDER BY product_id`;
   return {
     id: o.id,
-    cartId: o.cart_id,
+    ...(o.user_id !== null && o.user_id === principal ? { cartId: o.cart_id } : {}),
     totalCents: Number(o.total_cents),
     createdAt: o.created_at.toISOString(),
     items: items.map((i) => ({ productId: Number(i.product_id), quantity: i.quantity, unitPriceCents: i.unit_price_cents })),

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import type { Principal } from "./carts.ts";
 import type { Db } from "./client.ts";
 import { classifyDbError } from "./errors.ts";
 
@@ -10,7 +11,8 @@ export interface OrderLine {
 
 export interface PlacedOrder {
   id: string;
-  cartId: string;
+  /** Shown only to the order's owner (see findOrder). */
+  cartId?: string;
   items: OrderLine[];
   totalCents: number;
   createdAt: string;
@@ -29,6 +31,22 @@ export type CheckoutOutcome =
   | { kind: "cart_empty" }
   | { kind: "cart_not_found" }
   | { kind: "idempotency_key_reused" };
+
+/** What one checkout request is: the cart, who asks, and the Idempotency-Key they sent. */
+export interface CheckoutRequest {
+  cartId: string;
+  principal: Principal;
+  idempotencyKey: string;
+}
+
+/**
+ * Idempotency keys are scoped per principal (README "Idempotency keys"): a signed-in
+ * user's keys are theirs alone; an anonymous cart's keys belong to that cart (its id is
+ * the anonymous shopper's capability). The same key from two principals never meets.
+ */
+export function idempotencyScope(req: Pick<CheckoutRequest, "cartId" | "principal">): string {
+  return req.principal === null ? `cart:${req.cartId}` : `user:${req.principal}`;
+}
 
 /** Another request with the same Idempotency-Key holds (held) the claim. */
 class ClaimLost extends Error {}
@@ -59,9 +77,12 @@ const MAX_ATTEMPTS = 3;
 
 /**
  * The checkout invariant (design.md §6) in one short transaction:
- *  1. claim the Idempotency-Key (a concurrent duplicate blocks on the unique index
- *     until we finish, then replays our stored result; callers check for a finished
- *     replay first, see findIdempotentResult, so replays cost no transaction);
+ *  1. claim the Idempotency-Key in the principal's scope (a concurrent duplicate blocks
+ *     on the unique index until we finish, then replays our stored result; callers check
+ *     for a finished replay first, see findIdempotentResult, so replays cost no
+ *     transaction), then lock the cart row if it belongs to the principal (ownership is
+ *     decided under the lock, so a concurrent claim or a second checkout of the same cart
+ *     is ordered before or after us, never in between);
  *  2. read each line's effective price at the DB's clock, holding FOR SHARE row
  *     locks on the products (in id order) only until this transaction ends, so a
  *     price cannot change between the check and the commit;
@@ -72,10 +93,10 @@ const MAX_ATTEMPTS = 3;
  *     key and consume the cart, in one statement.
  * No network call happens while the transaction is open.
  */
-export async function placeOrder(db: Db, cartId: string, idempotencyKey: string): Promise<CheckoutOutcome> {
+export async function placeOrder(db: Db, req: CheckoutRequest): Promise<CheckoutOutcome> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await placeOrderOnce(db, cartId, idempotencyKey);
+      return await placeOrderOnce(db, req);
     } catch (err) {
       // The transaction rolled back as a whole, so trying again is safe.
       if (attempt >= MAX_ATTEMPTS || classifyDbError(err) !== "retryable") throw err;
@@ -83,33 +104,40 @@ export async function placeOrder(db: Db, cartId: string, idempotencyKey: string)
   }
 }
 
-async function placeOrderOnce(db: Db, cartId: string, idempotencyKey: string): Promise<CheckoutOutcome> {
+async function placeOrderOnce(db: Db, req: CheckoutRequest): Promise<CheckoutOutcome> {
+  const { cartId, principal, idempotencyKey } = req;
+  const scope = idempotencyScope(req);
   const orderId = randomUUID();
   const createdAt = new Date();
   try {
     return await db.$transaction(
       async (tx) => {
-        // A key already used (or in use) conflicts here; we then wait for that
-        // transaction on the unique index and replay its result.
+        // A key already used (or in use) in this scope conflicts here; we then wait for
+        // that transaction on the unique index and replay its result.
         const claimed = await tx.$executeRaw`
-          INSERT INTO idempotency_keys (key, cart_id, order_id, response_body)
-          VALUES (${idempotencyKey}, ${cartId}::uuid, ${orderId}::uuid, '{}'::jsonb)
-          ON CONFLICT (key) DO NOTHING`;
+          INSERT INTO idempotency_keys (scope, key, cart_id, order_id, response_body)
+          VALUES (${scope}, ${idempotencyKey}, ${cartId}::uuid, ${orderId}::uuid, '{}'::jsonb)
+          ON CONFLICT (scope, key) DO NOTHING`;
         if (claimed === 0) throw new ClaimLost();
 
-        const lines = await tx.$queryRaw<(LineRow & { user_id: string | null })[]>`
+        // Lock the cart if it is the principal's. Lines change only under this row lock
+        // (add-item locks it too; the revision trigger updates it), so the lines read
+        // next are exactly the ones this order consumes.
+        const [cart] = await tx.$queryRaw<{ user_id: string | null; revision: bigint }[]>`
+          SELECT user_id, revision FROM carts
+          WHERE id = ${cartId}::uuid AND user_id IS NOT DISTINCT FROM ${principal}::text
+          FOR NO KEY UPDATE`;
+        if (!cart) throw new Abort({ kind: "cart_not_found" });
+
+        const lines = await tx.$queryRaw<LineRow[]>`
           SELECT ci.product_id, ci.quantity, ci.price_cents_seen,
                  product_effective_price_cents(p, now()) AS price_now,
-                 product_next_price_boundary(p, now()) AS boundary,
-                 (SELECT user_id FROM carts WHERE id = ci.cart_id) AS user_id
+                 product_next_price_boundary(p, now()) AS boundary
           FROM cart_items ci JOIN products p ON p.id = ci.product_id
           WHERE ci.cart_id = ${cartId}::uuid
           ORDER BY ci.product_id
           FOR SHARE OF p`;
-        if (lines.length === 0) {
-          const cart = await tx.$queryRaw<unknown[]>`SELECT 1 FROM carts WHERE id = ${cartId}::uuid`;
-          throw new Abort({ kind: cart.length === 0 ? "cart_not_found" : "cart_empty" });
-        }
+        if (lines.length === 0) throw new Abort({ kind: "cart_empty" });
 
         const changed = lines.filter((l) => l.price_now !== l.price_cents_seen);
         if (changed.length > 0) {
@@ -142,22 +170,26 @@ async function placeOrderOnce(db: Db, cartId: string, idempotencyKey: string): P
         }));
         const totalCents = items.reduce((sum, i) => sum + i.quantity * i.unitPriceCents, 0);
         const order: PlacedOrder = { id: orderId, cartId, items, totalCents, createdAt: createdAt.toISOString() };
+        // Each consumed line bumps the cart's revision once (trigger cart_items_bump_cart_revision):
+        // a later replay of this key is honoured only while the cart is still at this revision.
+        const revisionAfter = BigInt(cart.revision) + BigInt(lines.length);
         // All writes in one statement: fewer round trips while the stock row is locked.
         // It returns the DB clock after the writes: prices were evaluated at now() (the
         // transaction start); if a sale boundary fell in between, they may be wrong at commit.
         const [written] = await tx.$queryRaw<{ at: Date }[]>`
           WITH o AS (
             INSERT INTO orders (id, cart_id, user_id, total_cents, created_at)
-            VALUES (${orderId}::uuid, ${cartId}::uuid, ${lines[0]?.user_id ?? null}, ${totalCents}, ${createdAt})
+            VALUES (${orderId}::uuid, ${cartId}::uuid, ${cart.user_id}, ${totalCents}, ${createdAt})
           ), i AS (
             INSERT INTO order_items (order_id, product_id, quantity, unit_price_cents)
             SELECT ${orderId}::uuid, * FROM unnest(${items.map((i) => i.productId)}::bigint[],
                                                   ${items.map((i) => i.quantity)}::int[],
                                                   ${items.map((i) => i.unitPriceCents)}::int[])
           ), k AS (
-            UPDATE idempotency_keys SET response_body = ${JSON.stringify(order)}::jsonb WHERE key = ${idempotencyKey}
+            UPDATE idempotency_keys SET response_body = ${JSON.stringify(order)}::jsonb, cart_revision = ${revisionAfter}
+            WHERE scope = ${scope} AND key = ${idempotencyKey}
           ), d AS (
-            -- Only the lines this order took: a line added or changed meanwhile stays in the cart.
+            -- The lines this order took (all of them: the cart row lock keeps them stable).
             DELETE FROM cart_items ci
             USING unnest(${items.map((i) => i.productId)}::bigint[], ${items.map((i) => i.quantity)}::int[]) AS took(product_id, quantity)
             WHERE ci.cart_id = ${cartId}::uuid AND ci.product_id = took.product_id AND ci.quantity = took.quantity
@@ -173,7 +205,7 @@ async function placeOrderOnce(db: Db, cartId: string, idempotencyKey: string): P
   } catch (err) {
     if (err instanceof ClaimLost) {
       // The concurrent request with our key has committed by now (we waited on its row).
-      return (await findIdempotentResult(db, idempotencyKey, cartId)) ?? { kind: "idempotency_key_reused" };
+      return (await findIdempotentResult(db, req)) ?? { kind: "idempotency_key_reused" };
     }
     if (err instanceof Abort) return err.outcome;
     if (err instanceof BoundaryCrossed) return priceChangedNow(db, cartId);
@@ -195,20 +227,32 @@ async function priceChangedNow(db: Db, cartId: string): Promise<CheckoutOutcome>
   };
 }
 
-/** The stored outcome of an Idempotency-Key already used (null: never used). */
-export async function findIdempotentResult(db: Db, key: string, cartId: string): Promise<CheckoutOutcome | null> {
-  const rows = await db.$queryRaw<{ cart_id: string; response_body: PlacedOrder }[]>`
-    SELECT cart_id::text, response_body FROM idempotency_keys WHERE key = ${key}`;
+/**
+ * The stored outcome of an Idempotency-Key already used in the principal's scope (null:
+ * never used there). The IETF Idempotency-Key draft's rule: a key reused for a different
+ * request is refused (IDEMPOTENCY_KEY_REUSED), not answered with the old result. Here the
+ * request is "check out this cart as it is now": a different cart, or the same cart
+ * changed since the order (a line added, changed or removed: its revision moved on),
+ * is a different request.
+ */
+export async function findIdempotentResult(db: Db, req: CheckoutRequest): Promise<CheckoutOutcome | null> {
+  const rows = await db.$queryRaw<{ cart_id: string; cart_revision: bigint; revision_now: bigint | null; response_body: PlacedOrder }[]>`
+    SELECT k.cart_id::text, k.cart_revision, c.revision AS revision_now, k.response_body
+    FROM idempotency_keys k LEFT JOIN carts c ON c.id = k.cart_id
+    WHERE k.scope = ${idempotencyScope(req)} AND k.key = ${req.idempotencyKey}`;
   const row = rows[0];
   if (!row) return null;
-  if (row.cart_id !== cartId) return { kind: "idempotency_key_reused" };
+  if (row.cart_id !== req.cartId) return { kind: "idempotency_key_reused" };
+  if (row.revision_now !== null && BigInt(row.revision_now) !== BigInt(row.cart_revision)) return { kind: "idempotency_key_reused" };
   return { kind: "placed", order: row.response_body, replayed: true };
 }
 
-/** Cart lines without locks, for the stock gate that runs before the transaction. */
-export async function cartLines(db: Db, cartId: string): Promise<{ productId: number; quantity: number }[]> {
+/** The principal's cart lines without locks, for the stock gate that runs before the transaction (none if not theirs). */
+export async function cartLines(db: Db, cartId: string, principal: Principal): Promise<{ productId: number; quantity: number }[]> {
   const rows = await db.$queryRaw<{ product_id: bigint; quantity: number }[]>`
-    SELECT product_id, quantity FROM cart_items WHERE cart_id = ${cartId}::uuid ORDER BY product_id`;
+    SELECT ci.product_id, ci.quantity FROM cart_items ci JOIN carts c ON c.id = ci.cart_id
+    WHERE ci.cart_id = ${cartId}::uuid AND c.user_id IS NOT DISTINCT FROM ${principal}::text
+    ORDER BY ci.product_id`;
   return rows.map((r) => ({ productId: Number(r.product_id), quantity: r.quantity }));
 }
 

@@ -64,7 +64,13 @@ export function sqlState(err: unknown, depth = 0): string | undefined {
   return sqlState(e.cause, depth + 1);
 }
 
-const UNAVAILABLE_KINDS = new Set(["DatabaseNotReachable", "ConnectionClosed", "SocketTimeout", "TlsConnectionError", "DatabaseDoesNotExist"]);
+const UNAVAILABLE_KINDS = new Set([
+  "DatabaseNotReachable",
+  "ConnectionClosed",
+  "SocketTimeout",
+  "TlsConnectionError",
+  "DatabaseDoesNotExist",
+]);
 const INVALID_KINDS = new Set(["InvalidInputValue", "ValueOutOfRange", "LengthMismatch", "NullConstraintViolation"]);
 const CONFLICT_KINDS = new Set(["UniqueConstraintViolation", "ForeignKeyConstraintViolation", "RestrictViolation"]);
 // Prisma's own codes (engine-side validation and connection handling).

@@ -1,10 +1,10 @@
 import rateLimit from "@fastify/rate-limit";
 import type { RedisClient, StockGate, VersionedCache } from "@flashsale/cache";
 import type { Db, Product } from "@flashsale/db";
-import { createServiceBase, type HttpLimits, HttpError } from "@flashsale/http";
+import { createServiceBase, HttpError, type HttpLimits } from "@flashsale/http";
 import type { Logger } from "@flashsale/telemetry";
 import { bulkhead } from "cockatiel";
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyRequest } from "fastify";
 import { Counter, type Registry } from "prom-client";
 import type { CheckoutFlowDeps } from "./checkout-flow.ts";
 import { cartRoutes } from "./routes/carts.ts";
@@ -55,19 +55,31 @@ export async function buildCheckoutApp(opts: BuildCheckoutOptions): Promise<Fast
       { name: "redis", check: async () => void (await opts.redis.ping()), required: false },
     ],
   });
-  // Per-user limit on checkout only (design.md §6), counted in Redis so it holds across instances.
-  await app.register(rateLimit, {
-    global: false,
-    redis: opts.redis,
-    nameSpace: "checkout-rl:",
-    skipOnError: true,
-    errorResponseBuilder: (_req, ctx) =>
-      new HttpError(
+  // Per-principal limit on checkout only (design.md §6), counted in Redis so it holds across
+  // instances. Policy (README "Rate limit"): only attempts that reach the business logic
+  // count (called by the checkout flow after validation and after the replay check), so a
+  // 400 or an idempotent replay costs nothing. Redis trouble: fail open.
+  await app.register(rateLimit, { global: false, redis: opts.redis, nameSpace: "checkout-rl:", skipOnError: true });
+  const limiter = app.createRateLimit({
+    max: opts.rateLimit.max,
+    timeWindow: opts.rateLimit.windowMs,
+    keyGenerator: (req) => {
+      const user = req.headers["x-user-id"];
+      return typeof user === "string" ? `user:${user}` : `ip:${req.ip}`;
+    },
+  });
+  const admit = async (request: FastifyRequest): Promise<void> => {
+    const verdict = await limiter(request);
+    if (!verdict.isAllowed && verdict.isExceeded) {
+      throw new HttpError(
         429,
         "RATE_LIMITED",
-        `at most ${ctx.max} checkouts per ${Math.round(opts.rateLimit.windowMs / 1000)} s; retry in ${ctx.after}`,
-      ),
-  });
+        `at most ${verdict.max} checkouts per ${Math.round(opts.rateLimit.windowMs / 1000)} s; retry in ${verdict.ttlInSeconds} s`,
+        {},
+        { "retry-after": String(Math.max(1, verdict.ttlInSeconds)) },
+      );
+    }
+  };
   const deps: CheckoutDeps = {
     db: opts.db,
     redis: opts.redis,
@@ -75,6 +87,6 @@ export async function buildCheckoutApp(opts: BuildCheckoutOptions): Promise<Fast
     outcomes,
     flow: { db: opts.db, gate: opts.gate, transactions: bulkhead(opts.transactions.limit, opts.transactions.queue), logger: opts.logger },
   };
-  await app.register(async (scope) => cartRoutes(scope, deps, opts.rateLimit));
+  await app.register(async (scope) => cartRoutes(scope, deps, admit));
   return app;
 }

@@ -1,6 +1,15 @@
 import { randomUUID } from "node:crypto";
 import type { StockGate } from "@flashsale/cache";
-import { availableStock, type CheckoutOutcome, cartLines, type Db, findIdempotentResult, placeOrder } from "@flashsale/db";
+import {
+  availableStock,
+  type CheckoutOutcome,
+  type CheckoutRequest,
+  cartLines,
+  claimCart,
+  type Db,
+  findIdempotentResult,
+  placeOrder,
+} from "@flashsale/db";
 import type { Logger } from "@flashsale/telemetry";
 import type { BulkheadPolicy } from "cockatiel";
 
@@ -19,20 +28,29 @@ interface Reservation {
 }
 
 /**
- * One checkout: replay check, stock gate (Redis), then the single short Postgres
- * transaction that decides (packages/db placeOrder). The gate is an admission
- * filter only: if Redis misbehaves the checkout proceeds without it ("fail open"),
- * because Postgres alone already guarantees no oversell.
+ * One checkout: replay check (a finished key in the principal's scope answers from the
+ * store), then `admit` (the rate limit: only attempts that reach the business logic are
+ * counted, never replays), the claim of an anonymous cart, the stock gate (Redis), and the
+ * single short Postgres transaction that decides (packages/db placeOrder). The gate is an
+ * admission filter only: if Redis misbehaves the checkout proceeds without it ("fail
+ * open"), because Postgres alone already guarantees no oversell.
  */
-export async function checkout(deps: CheckoutFlowDeps, cartId: string, idempotencyKey: string): Promise<CheckoutOutcome> {
-  const prior = await findIdempotentResult(deps.db, idempotencyKey, cartId);
+export async function checkout(
+  deps: CheckoutFlowDeps,
+  req: CheckoutRequest,
+  admit: () => Promise<void> = async () => {},
+): Promise<CheckoutOutcome> {
+  const prior = await findIdempotentResult(deps.db, req);
   if (prior) return prior;
+  await admit();
+  await claimCart(deps.db, req.cartId, req.principal);
+  const { cartId } = req;
 
   const token = randomUUID();
   const reserved: Reservation[] = [];
   if (deps.gate) {
     try {
-      for (const line of await cartLines(deps.db, cartId)) {
+      for (const line of await cartLines(deps.db, cartId, req.principal)) {
         const r = await deps.gate.reserve(line.productId, line.quantity, token, () => availableStock(deps.db, line.productId));
         if (r === "sold_out") {
           await releaseAll(deps, reserved, token);
@@ -49,7 +67,7 @@ export async function checkout(deps: CheckoutFlowDeps, cartId: string, idempoten
 
   let outcome: CheckoutOutcome | undefined;
   try {
-    outcome = await deps.transactions.execute(() => placeOrder(deps.db, cartId, idempotencyKey));
+    outcome = await deps.transactions.execute(() => placeOrder(deps.db, req));
     return outcome;
   } finally {
     const stockAfter = outcome?.kind === "placed" ? outcome.stockAfter : undefined;

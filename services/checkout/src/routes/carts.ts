@@ -1,22 +1,58 @@
-import { type Cart, createCart, findCart, findOrder, findProduct, upsertCartItem } from "@flashsale/db";
+import {
+  type Cart,
+  claimCart,
+  classifyDbError,
+  createCart,
+  findCart,
+  findOrder,
+  findProduct,
+  type Principal,
+  upsertCartItem,
+} from "@flashsale/db";
 import { errorBodySchema, HttpError } from "@flashsale/http";
 import { isBulkheadRejectedError } from "cockatiel";
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { CheckoutDeps } from "../app.ts";
 import { checkout } from "../checkout-flow.ts";
 
+/**
+ * Exactly the canonical 8-4-4-4-12 hex form Postgres stores: ajv-formats' "uuid" also
+ * accepts a `urn:uuid:` prefix, which Postgres then refuses (was a 500).
+ */
+const UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
 const uuidParams = {
   type: "object",
   required: ["id"],
-  properties: { id: { type: "string", format: "uuid" } },
+  properties: { id: { type: "string", format: "uuid", pattern: UUID_PATTERN } },
+  additionalProperties: false,
 } as const;
+
+/**
+ * The principal (README "Trust model"): set by the trusted gateway in front, never by a
+ * browser. Absent = an anonymous shopper. Visible ASCII only, as user ids are.
+ */
+const principalHeader = {
+  "x-user-id": {
+    type: "string",
+    minLength: 1,
+    maxLength: 128,
+    pattern: "^[!-~]+$",
+    description: "the signed-in user, set by the gateway (absent: anonymous)",
+  },
+} as const;
+const principalHeaders = { type: "object", properties: principalHeader } as const;
+
+function principalOf(request: FastifyRequest): Principal {
+  const id = request.headers["x-user-id"];
+  return typeof id === "string" ? id : null;
+}
 
 const orderSchema = {
   type: "object",
   required: ["id", "items", "totalCents"],
   properties: {
     id: { type: "string" },
-    cartId: { type: "string" },
+    cartId: { type: "string", description: "only for the order's owner" },
     items: {
       type: "array",
       items: {
@@ -32,7 +68,7 @@ const orderSchema = {
 
 const cartSchema = {
   type: "object",
-  required: ["id", "items"],
+  required: ["id", "items", "unavailableItems"],
   properties: {
     id: { type: "string" },
     userId: { type: ["string", "null"] },
@@ -47,6 +83,20 @@ const cartSchema = {
           versionSeen: { type: "integer" },
           currentPriceCents: { type: ["integer", "null"] },
           priceChanged: { type: "boolean" },
+        },
+      },
+    },
+    unavailableItems: {
+      type: "array",
+      description: "lines removed because their product was deleted; never checked out",
+      items: {
+        type: "object",
+        properties: {
+          productId: { type: "integer" },
+          quantity: { type: "integer" },
+          priceCentsSeen: { type: "integer" },
+          reason: { type: "string", enum: ["PRODUCT_DELETED"] },
+          removedAt: { type: "string", format: "date-time" },
         },
       },
     },
@@ -65,31 +115,24 @@ async function withCurrentPrices(deps: CheckoutDeps, cart: Cart) {
   return { ...cart, items };
 }
 
-/** Postgres saturated (pool wait or transaction start timed out): tell the client to come back. */
-function isDbBusy(err: unknown): boolean {
-  const e = err as { code?: string; message?: string };
-  return (
-    e?.code === "P2028" ||
-    e?.code === "P2024" ||
-    /timeout exceeded when trying to connect|Unable to start a transaction/i.test(e?.message ?? "")
-  );
-}
+const cartNotFound = (id: string) => new HttpError(404, "CART_NOT_FOUND", `cart ${id} not found`);
 
-export async function cartRoutes(app: FastifyInstance, deps: CheckoutDeps, limit: { max: number; windowMs: number }): Promise<void> {
-  app.post<{ Body: { userId?: string } | undefined }>(
+/** The checkout rate limit: counts one attempt of this principal; throws 429 past the limit. */
+export type Admit = (request: FastifyRequest) => Promise<void>;
+
+export async function cartRoutes(app: FastifyInstance, deps: CheckoutDeps, admit: Admit): Promise<void> {
+  app.post(
     "/carts",
     {
       schema: {
-        body: {
-          type: ["object", "null"],
-          properties: { userId: { type: "string", minLength: 1, maxLength: 128, pattern: "^[^\\u0000]*$" } },
-          additionalProperties: false,
-        },
+        description: "A new cart, owned by the X-User-Id principal, or anonymous (its id is then the capability to use it).",
+        headers: principalHeaders,
+        body: { type: "object", properties: {}, additionalProperties: false },
         response: { 201: { type: "object", required: ["id"], properties: { id: { type: "string" } } } },
       },
     },
     async (request, reply) => {
-      const id = await createCart(deps.db, request.body?.userId ?? null);
+      const id = await createCart(deps.db, principalOf(request));
       return reply.status(201).send({ id });
     },
   );
@@ -99,6 +142,7 @@ export async function cartRoutes(app: FastifyInstance, deps: CheckoutDeps, limit
     {
       schema: {
         params: uuidParams,
+        headers: principalHeaders,
         body: {
           type: "object",
           required: ["productId", "quantity"],
@@ -113,21 +157,25 @@ export async function cartRoutes(app: FastifyInstance, deps: CheckoutDeps, limit
     },
     async (request, reply) => {
       const { id } = request.params;
-      const result = await upsertCartItem(deps.db, id, request.body.productId, request.body.quantity);
-      if (result === "cart_not_found") throw new HttpError(404, "CART_NOT_FOUND", `cart ${id} not found`);
+      const principal = principalOf(request);
+      await claimCart(deps.db, id, principal);
+      const result = await upsertCartItem(deps.db, id, principal, request.body.productId, request.body.quantity);
+      if (result === "cart_not_found") throw cartNotFound(id);
       if (result === "product_not_found") throw new HttpError(404, "PRODUCT_NOT_FOUND", `product ${request.body.productId} not found`);
-      const cart = await findCart(deps.db, id);
-      if (!cart) throw new HttpError(404, "CART_NOT_FOUND", `cart ${id} not found`);
+      const cart = await findCart(deps.db, id, principal);
+      if (!cart) throw cartNotFound(id);
       return reply.status(201).send(await withCurrentPrices(deps, cart));
     },
   );
 
   app.get<{ Params: { id: string } }>(
     "/carts/:id",
-    { schema: { params: uuidParams, response: { 200: cartSchema, 404: errorBodySchema } } },
+    { schema: { params: uuidParams, headers: principalHeaders, response: { 200: cartSchema, 404: errorBodySchema } } },
     async (request) => {
-      const cart = await findCart(deps.db, request.params.id);
-      if (!cart) throw new HttpError(404, "CART_NOT_FOUND", `cart ${request.params.id} not found`);
+      const principal = principalOf(request);
+      await claimCart(deps.db, request.params.id, principal);
+      const cart = await findCart(deps.db, request.params.id, principal);
+      if (!cart) throw cartNotFound(request.params.id);
       return withCurrentPrices(deps, cart);
     },
   );
@@ -135,18 +183,14 @@ export async function cartRoutes(app: FastifyInstance, deps: CheckoutDeps, limit
   app.post<{ Params: { id: string }; Headers: { "idempotency-key"?: string } }>(
     "/carts/:id/checkout",
     {
-      config: {
-        rateLimit: {
-          max: limit.max,
-          timeWindow: limit.windowMs,
-          keyGenerator: (req) => String(req.headers["x-user-id"] ?? req.ip),
-        },
-      },
       schema: {
         params: uuidParams,
         headers: {
           type: "object",
-          properties: { "idempotency-key": { type: "string", minLength: 8, maxLength: 128, pattern: "^[A-Za-z0-9_.:-]+$" } },
+          properties: {
+            ...principalHeader,
+            "idempotency-key": { type: "string", minLength: 8, maxLength: 128, pattern: "^[A-Za-z0-9_.:-]+$" },
+          },
         },
         response: {
           201: orderSchema,
@@ -161,15 +205,16 @@ export async function cartRoutes(app: FastifyInstance, deps: CheckoutDeps, limit
     async (request, reply) => {
       const key = request.headers["idempotency-key"];
       if (!key) throw new HttpError(400, "IDEMPOTENCY_KEY_REQUIRED", "send an Idempotency-Key header (8-128 chars)");
+      const req = { cartId: request.params.id, principal: principalOf(request), idempotencyKey: key };
       let outcome: Awaited<ReturnType<typeof checkout>>;
       try {
-        outcome = await checkout(deps.flow, request.params.id, key);
+        outcome = await checkout(deps.flow, req, () => admit(request));
       } catch (err) {
-        if (isBulkheadRejectedError(err) || isDbBusy(err)) {
+        if (isBulkheadRejectedError(err) || classifyDbError(err) === "busy") {
           deps.outcomes.inc({ outcome: "overloaded" });
           throw new HttpError(503, "OVERLOADED", "checkout is saturated; retry shortly", {}, { "retry-after": "1" }, err);
         }
-        throw err;
+        throw err; // 429 from admit; database failures are classified by the shared error handler
       }
       deps.outcomes.inc({ outcome: outcome.kind });
       switch (outcome.kind) {
@@ -185,18 +230,22 @@ export async function cartRoutes(app: FastifyInstance, deps: CheckoutDeps, limit
         case "cart_empty":
           throw new HttpError(409, "CART_EMPTY", "the cart has no items");
         case "cart_not_found":
-          throw new HttpError(404, "CART_NOT_FOUND", `cart ${request.params.id} not found`);
+          throw cartNotFound(request.params.id);
         case "idempotency_key_reused":
-          throw new HttpError(422, "IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used for another cart");
+          throw new HttpError(
+            422,
+            "IDEMPOTENCY_KEY_REUSED",
+            "this Idempotency-Key was already used for another cart, or for this cart before it changed; send a new key",
+          );
       }
     },
   );
 
   app.get<{ Params: { id: string } }>(
     "/orders/:id",
-    { schema: { params: uuidParams, response: { 200: orderSchema, 404: errorBodySchema } } },
+    { schema: { params: uuidParams, headers: principalHeaders, response: { 200: orderSchema, 404: errorBodySchema } } },
     async (request) => {
-      const order = await findOrder(deps.db, request.params.id);
+      const order = await findOrder(deps.db, request.params.id, principalOf(request));
       if (!order) throw new HttpError(404, "NOT_FOUND", `order ${request.params.id} not found`);
       return order;
     },
