@@ -55,7 +55,7 @@ SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
 GRANT EXECUTE ON FUNCTION pg_stat_statements_reset(oid, oid, bigint) TO flashsale;
 GRANT CONNECT ON DATABASE flashsale TO flashsale_app;
-GRANT USAGE ON SCHEMA public TO flashsale_app;
+GRANT USAGE ON SCHEMA public TO flashsale_app, debezium; -- debezium: SELECT on its tables comes with the migration
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO flashsale_app;
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO flashsale_app;
 ALTER DEFAULT PRIVILEGES FOR ROLE flashsale IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO flashsale_app;
@@ -66,7 +66,7 @@ SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
 GRANT EXECUTE ON FUNCTION pg_stat_statements_reset(oid, oid, bigint) TO flashsale;
 GRANT CONNECT ON DATABASE flashsale_test TO flashsale_app;
-GRANT USAGE ON SCHEMA public TO flashsale_app;
+GRANT USAGE ON SCHEMA public TO flashsale_app, debezium; -- debezium: SELECT on its tables comes with the migration
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO flashsale_app;
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO flashsale_app;
 ALTER DEFAULT PRIVILEGES FOR ROLE flashsale IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO flashsale_app;
