@@ -1,4 +1,5 @@
 import type { Db } from "./client.ts";
+import { sqlState } from "./errors.ts";
 import { Prisma } from "./generated/client.ts";
 
 /** A product as the REST contract shows it (design.md §7). */
@@ -92,6 +93,27 @@ export async function setListPrice(db: Db, id: number, listPriceCents: number, c
            product_next_price_boundary(p.*::products, now()) AS valid_until
     FROM updated p`;
   return rows[0] ? toProduct(rows[0]) : null;
+}
+
+export type DeleteProductResult = { kind: "deleted"; cartLinesRemoved: number } | { kind: "not_found" } | { kind: "in_orders" };
+
+/**
+ * Deletes a product. Its cart lines go with it (foreign key ON DELETE CASCADE; a trigger
+ * notes each as unavailable in its cart: migration 20261126100000), exactly as for a raw
+ * SQL DELETE. A product that appears in orders is refused: orders keep their lines.
+ */
+export async function deleteProduct(db: Db, id: number): Promise<DeleteProductResult> {
+  try {
+    // Both subqueries see the snapshot before the delete: the lines counted are the ones it removes.
+    const [row] = await db.$queryRaw<{ deleted: bigint; in_carts: bigint }[]>`
+      WITH gone AS (DELETE FROM products WHERE id = ${id} RETURNING id)
+      SELECT (SELECT count(*) FROM gone) AS deleted, (SELECT count(*) FROM cart_items WHERE product_id = ${id}) AS in_carts`;
+    if (!row || Number(row.deleted) === 0) return { kind: "not_found" };
+    return { kind: "deleted", cartLinesRemoved: Number(row.in_carts) };
+  } catch (err) {
+    if (sqlState(err) === "23503") return { kind: "in_orders" };
+    throw err;
+  }
 }
 
 export interface NewProduct {

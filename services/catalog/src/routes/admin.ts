@@ -1,4 +1,4 @@
-import { createProduct, importListPrices, setListPrice, setSale, UnknownProductsError } from "@flashsale/db";
+import { createProduct, deleteProduct, importListPrices, setListPrice, setSale, UnknownProductsError } from "@flashsale/db";
 import { errorBodySchema, HttpError, protectWithBearer } from "@flashsale/http";
 import { currentTraceparent } from "@flashsale/telemetry";
 import type { FastifyInstance } from "fastify";
@@ -37,6 +37,35 @@ export async function adminRoutes(app: FastifyInstance, deps: CatalogDeps): Prom
       const product = await setListPrice(deps.db, id, request.body.listPriceCents, { traceparent: currentTraceparent() });
       if (!product) throw new HttpError(404, "NOT_FOUND", `product ${id} not found`);
       return product;
+    },
+  );
+
+  app.delete<{ Params: { id: string } }>(
+    "/admin/products/:id",
+    {
+      schema: {
+        description:
+          "Deletes a product. Its lines leave every cart (shown there as unavailable: PRODUCT_DELETED); a raw SQL DELETE does the same. A product that appears in orders cannot be deleted (409 PRODUCT_IN_ORDERS). The cache is evicted through CDC.",
+        params: productIdParams,
+        response: {
+          200: {
+            type: "object",
+            required: ["id", "cartLinesRemoved"],
+            properties: { id: { type: "integer" }, cartLinesRemoved: { type: "integer" } },
+          },
+          404: errorBodySchema,
+          409: errorBodySchema,
+        },
+      },
+    },
+    async (request) => {
+      const id = Number(request.params.id);
+      const result = await deleteProduct(deps.db, id);
+      if (result.kind === "not_found") throw new HttpError(404, "NOT_FOUND", `product ${id} not found`);
+      if (result.kind === "in_orders") {
+        throw new HttpError(409, "PRODUCT_IN_ORDERS", `product ${id} appears in orders; orders keep their lines, so it cannot be deleted`);
+      }
+      return { id, cartLinesRemoved: result.cartLinesRemoved };
     },
   );
 

@@ -1,0 +1,105 @@
+import { createServer } from "node:net";
+import { createDb, type Db } from "@flashsale/db";
+import { createLogger, createMetricsRegistry } from "@flashsale/telemetry";
+import { insertProduct, pgPool, redisClient, runId, TEST_ENV } from "@flashsale/testkit";
+import type { FastifyInstance } from "fastify";
+import type { Redis } from "ioredis";
+import type pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildCatalogApp } from "../src/app.ts";
+
+/** The catalog's HTTP edge on the real Postgres and Redis (issue 17): honest codes, strict bodies, product deletion. */
+const run = runId();
+const schemaVersion = 8_000 + Math.floor(Math.random() * 1000);
+const TOKEN = "edge-admin-token-0123456789";
+const admin = { authorization: `Bearer ${TOKEN}` };
+let pool: pg.Pool;
+let redis: Redis;
+const closers: Array<() => Promise<unknown>> = [];
+
+async function closedPort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+  const { port } = srv.address() as { port: number };
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+async function build(db: Db): Promise<FastifyInstance> {
+  const app = await buildCatalogApp({
+    db,
+    redis,
+    logger: createLogger("catalog-edge-test", "silent"),
+    metrics: createMetricsRegistry("catalog-edge-test"),
+    adminToken: TOKEN,
+    cache: { schemaVersion, ttlSeconds: 3600, leaseMs: 2000 },
+  });
+  closers.push(() => app.close());
+  return app;
+}
+function db(url = TEST_ENV.databaseUrl): Db {
+  const d = createDb({ url, poolMax: 2, connectTimeoutMs: 1_000 });
+  closers.push(() => d.$disconnect());
+  return d;
+}
+
+beforeAll(() => {
+  pool = pgPool();
+  redis = redisClient();
+});
+afterAll(async () => {
+  for (const close of closers.reverse()) await close().catch(() => {});
+  await Promise.all([pool.end(), redis.quit()]);
+});
+
+describe("catalog edge", () => {
+  it("an uncached read with Postgres unreachable is 503 DB_UNAVAILABLE (a real outage, classified by packages/db)", async () => {
+    const url = new URL(TEST_ENV.databaseUrl);
+    url.port = String(await closedPort());
+    const app = await build(db(url.toString()));
+    const res = await app.inject({ url: "/products/987654321012" });
+    expect([res.statusCode, res.json().error]).toEqual([503, "DB_UNAVAILABLE"]);
+    expect(res.headers["retry-after"]).toBe("1");
+  });
+
+  it("admin bodies are strict: no coercion, unknown properties named", async () => {
+    const app = await build(db());
+    const p = await insertProduct(pool, { sku: `CEDGE-${run}-strict`, listPriceCents: 500, stock: 1 });
+    const url = `/admin/products/${p.id}/price`;
+    for (const listPriceCents of ["700", true, [700]]) {
+      const res = await app.inject({ method: "PUT", url, headers: admin, payload: { listPriceCents } });
+      expect([res.statusCode, res.json().error], JSON.stringify(listPriceCents)).toEqual([400, "VALIDATION_FAILED"]);
+    }
+    const unknown = await app.inject({ method: "PUT", url, headers: admin, payload: { listPriceCents: 700, salePriceCents: 1 } });
+    expect(unknown.statusCode).toBe(400);
+    expect(unknown.json()).toMatchObject({ error: "UNKNOWN_PROPERTY", property: "salePriceCents" });
+    const { rows } = await pool.query("SELECT list_price_cents FROM products WHERE id = $1", [p.id]);
+    expect(rows[0].list_price_cents).toBe(500);
+  });
+
+  it("DELETE /admin/products/:id removes a product sitting in carts (noted there), refuses one in orders", async () => {
+    const app = await build(db());
+    const p = await insertProduct(pool, { sku: `CEDGE-${run}-del`, listPriceCents: 500, stock: 5 });
+    const carts = await pool.query<{ id: string }>("INSERT INTO carts (user_id) VALUES (NULL), (NULL) RETURNING id::text");
+    for (const c of carts.rows) {
+      await pool.query(
+        "INSERT INTO cart_items (cart_id, product_id, quantity, price_cents_seen, version_seen) VALUES ($1, $2, 1, 500, 1)",
+        [c.id, p.id],
+      );
+    }
+    const res = await app.inject({ method: "DELETE", url: `/admin/products/${p.id}`, headers: admin });
+    expect([res.statusCode, res.json()]).toEqual([200, { id: p.id, cartLinesRemoved: 2 }]);
+    const notes = await pool.query("SELECT count(*)::int AS n FROM cart_unavailable_items WHERE product_id = $1", [p.id]);
+    expect(notes.rows[0].n).toBe(2);
+    expect((await app.inject({ method: "DELETE", url: `/admin/products/${p.id}`, headers: admin })).statusCode).toBe(404);
+
+    const ordered = await insertProduct(pool, { sku: `CEDGE-${run}-ordered`, listPriceCents: 500, stock: 5 });
+    await pool.query(
+      `WITH o AS (INSERT INTO orders (cart_id, total_cents) VALUES (gen_random_uuid(), 500) RETURNING id)
+       INSERT INTO order_items (order_id, product_id, quantity, unit_price_cents) SELECT id, $1, 1, 500 FROM o`,
+      [ordered.id],
+    );
+    const refused = await app.inject({ method: "DELETE", url: `/admin/products/${ordered.id}`, headers: admin });
+    expect([refused.statusCode, refused.json().error]).toEqual([409, "PRODUCT_IN_ORDERS"]);
+  });
+});
