@@ -3,7 +3,7 @@ import type { RedisClient } from "./redis-client.ts";
 import { withScripts } from "./scripts.ts";
 
 /**
- * Invalidate = delete, never update (design.md §4.2): removes value and lease and
+ * Invalidate = delete, never update (docs/architecture.md#invalidation): removes value and lease and
  * raises the fence to the change's version, so a fill that read the row before
  * this change is refused. Idempotent, so at-least-once delivery is fine.
  */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { entityKeys } from "./keys.ts";
+import { entityKeys, keyPrefix, parseKey, scanPattern, valueKeyOf } from "./keys.ts";
 
 describe("entityKeys", () => {
   it("versions the prefix and hash-tags value, lease and fence into one slot", () => {
@@ -13,5 +13,32 @@ describe("entityKeys", () => {
 
   it("retires old entries when the schema version changes", () => {
     expect(entityKeys(1, "product", 1).value).not.toBe(entityKeys(2, "product", 1).value);
+  });
+});
+
+describe("layout helpers", () => {
+  it("gives every schema version a prefix that no other version's prefix overlaps", () => {
+    expect(keyPrefix(1)).toBe("catalog:v1:");
+    expect(keyPrefix(10).startsWith(keyPrefix(1))).toBe(false);
+    expect(entityKeys(1, "product", 5).value.startsWith(keyPrefix(1))).toBe(true);
+  });
+
+  it("parses what entityKeys builds, and nothing else", () => {
+    const k = entityKeys(7, "product", 42);
+    expect(parseKey(k.value)).toEqual({ schemaVersion: 7, entity: "product", id: "42", part: "value" });
+    expect(parseKey(k.lease)?.part).toBe("lease");
+    expect(parseKey(k.fence)?.part).toBe("fence");
+    expect(parseKey("stock:{product:42}:avail")).toBeNull();
+    expect(parseKey("catalog:v7:{product:42}:other")).toBeNull();
+  });
+
+  it("scans one version or all of them", () => {
+    expect(scanPattern("product", 3)).toBe("catalog:v3:{product:*}");
+    expect(scanPattern("product")).toBe("catalog:v*:{product:*}");
+  });
+
+  it("maps a sibling to its value key", () => {
+    const k = entityKeys(1, "product", 9);
+    expect([k.value, k.lease, k.fence].map(valueKeyOf)).toEqual([k.value, k.value, k.value]);
   });
 });

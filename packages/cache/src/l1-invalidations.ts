@@ -1,4 +1,5 @@
 import type { Redis } from "ioredis";
+import { valueKeyOf } from "./keys.ts";
 import { masterNodes, type RedisClient, redisReady } from "./redis-client.ts";
 
 export interface InvalidationSink {
@@ -7,13 +8,13 @@ export interface InvalidationSink {
 }
 
 const CHANNEL = "__redis__:invalidate";
-const SIBLING_SUFFIX = /:(lease|fence)$/;
 
 /**
- * Keeps an L1 coherent with Redis server-assisted invalidation (design.md §4.5):
- * per Redis master, one dedicated connection turns on CLIENT TRACKING in BCAST mode
- * for our key prefix, redirected to itself, then subscribes to `__redis__:invalidate`.
- * Redis then pushes the name of every key under the prefix that anybody modifies, or
+ * Keeps an L1 coherent with Redis server-assisted invalidation (docs/architecture.md#l1-coherence):
+ * per Redis master, one dedicated connection turns on CLIENT TRACKING in BCAST mode for our
+ * key prefixes (keys.ts `keyPrefix`, one per live schema version), redirected to itself, then
+ * subscribes to `__redis__:invalidate`.
+ * Redis then pushes the name of every key under a prefix that anybody modifies, or
  * that expires or is evicted. (On a Redis Cluster each master only reports its own
  * keys, hence one connection per master; the topology is read at start.)
  *
@@ -29,12 +30,12 @@ export class L1Invalidations {
 
   // Plain fields, not parameter properties: Node's type stripping runs this file as is.
   private readonly client: RedisClient;
-  private readonly prefix: string;
+  private readonly prefixes: readonly string[];
   private readonly onError: (err: Error) => void;
 
-  constructor(client: RedisClient, prefix: string, onError: (err: Error) => void = () => {}) {
+  constructor(client: RedisClient, prefix: string | readonly string[], onError: (err: Error) => void = () => {}) {
     this.client = client;
-    this.prefix = prefix;
+    this.prefixes = typeof prefix === "string" ? [prefix] : prefix;
     this.onError = onError;
   }
 
@@ -94,7 +95,7 @@ export class L1Invalidations {
   private async establish(conn: Redis): Promise<void> {
     try {
       const id = await conn.client("ID");
-      await conn.call("CLIENT", "TRACKING", "ON", "REDIRECT", String(id), "BCAST", "PREFIX", this.prefix);
+      await conn.call("CLIENT", "TRACKING", "ON", "REDIRECT", String(id), "BCAST", ...this.prefixes.flatMap((p) => ["PREFIX", p]));
       await conn.subscribe(CHANNEL);
       this.upConns.add(conn);
       this.setUp(this.conns.length > 0 && this.conns.every((c) => this.upConns.has(c)));
@@ -124,7 +125,7 @@ export class L1Invalidations {
     }
     const keys = Array.isArray(message) ? message : [message];
     for (const raw of keys) {
-      const key = String(raw).replace(SIBLING_SUFFIX, "");
+      const key = valueKeyOf(String(raw));
       for (const s of this.sinks) s.invalidate(key);
     }
   }

@@ -1,5 +1,5 @@
 /**
- * TTL is the safety net, CDC is the mechanism (design.md §4.3): base TTL with
+ * TTL is the safety net, CDC is the mechanism (docs/architecture.md#cache-protocol): base TTL with
  * +/- jitter so entries filled together do not expire together, but never past
  * `validUntil`, the next price boundary, because a sale ending is not a write and
  * no event will evict it. Returns 0 when the value must not be cached at all.

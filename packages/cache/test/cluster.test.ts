@@ -7,18 +7,14 @@ import { checkCacheConsistency } from "@flashsale/consistency";
 import { insertProducts, PrivateRedisCluster, pgPool, runId, spawnService, waitFor } from "@flashsale/testkit";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { CacheEvent, VersionedCache } from "../src/cache.ts";
 import { invalidateEntity } from "../src/invalidate.ts";
-import { entityKeys, KEY_PREFIX } from "../src/keys.ts";
+import { entityKeys, keyPrefix } from "../src/keys.ts";
 import { L1Invalidations } from "../src/l1-invalidations.ts";
 import { createRedisClient, type RedisClient, redisReady } from "../src/redis-client.ts";
 import { StockGate } from "../src/stock-gate.ts";
-import { type CacheEvent, VersionedCache } from "../src/versioned-cache.ts";
+import { type Row, testCache } from "./cache-factory.ts";
 
-interface Row {
-  id: number;
-  version: number;
-  priceCents: number;
-}
 const SCHEMA = 1;
 const cluster = new PrivateRedisCluster(18_100 + Math.floor(Math.random() * 300) * 3);
 const clients: RedisClient[] = [];
@@ -34,16 +30,8 @@ async function client(): Promise<RedisClient> {
 }
 
 function cacheOn(redis: RedisClient, extra: { events?: CacheEvent[]; invalidations?: L1Invalidations } = {}): VersionedCache<Row> {
-  return new VersionedCache<Row>({
-    redis,
-    entity: "product",
-    schemaVersion: SCHEMA,
-    ttlMs: 60_000,
-    leaseMs: 2_000,
-    versionOf: (r) => r.version,
-    validUntilMs: () => null,
-    isValid: (x): x is Row => typeof x === "object" && x !== null,
-    ...(extra.events ? { onEvent: (e: CacheEvent) => extra.events?.push(e) } : {}),
+  return testCache(redis, SCHEMA, {
+    ...(extra.events ? { events: extra.events } : {}),
     ...(extra.invalidations ? { l1: { invalidations: extra.invalidations, ttlMs: 60_000 } } : {}),
   });
 }
@@ -100,7 +88,7 @@ describe("Redis Cluster mode", () => {
     const processes = await Promise.all(
       [1, 2].map(async () => {
         const redis = await client();
-        const invalidations = new L1Invalidations(redis, `${KEY_PREFIX}v${SCHEMA}:`);
+        const invalidations = new L1Invalidations(redis, keyPrefix(SCHEMA));
         await invalidations.start();
         closers.push(() => invalidations.stop());
         await waitFor(async () => (invalidations.isUp ? true : undefined), { timeoutMs: 10_000, what: "tracking on every master" });

@@ -1,14 +1,11 @@
 import { PrivateRedis, waitFor } from "@flashsale/testkit";
 import { Redis } from "ioredis";
 import { afterAll, describe, expect, it } from "vitest";
-import { type CacheRead, VersionedCache } from "../src/versioned-cache.ts";
+import type { CacheRead } from "../src/cache.ts";
+import { type Row, testCache } from "./cache-factory.ts";
 
 // Redis killed (-9) in the middle of a read load, then restarted: a real redis-server
 // of this test's own, so the shared stack is not disturbed.
-interface Row {
-  id: number;
-  version: number;
-}
 const FALLBACK_LIMIT = 4;
 const redisServer = new PrivateRedis(16_900 + Math.floor(Math.random() * 500));
 
@@ -29,15 +26,7 @@ describe("Redis failure", () => {
     });
     redis.on("error", () => {});
     await redis.connect();
-    const cache = new VersionedCache<Row>({
-      redis,
-      entity: "product",
-      schemaVersion: 1,
-      ttlMs: 60_000,
-      leaseMs: 2_000,
-      versionOf: (r) => r.version,
-      validUntilMs: () => null,
-      isValid: (x): x is Row => typeof x === "object" && x !== null,
+    const cache = testCache(redis, 1, {
       fallbackReads: { limit: FALLBACK_LIMIT, queue: 10_000 },
       breaker: { consecutiveFailures: 3, halfOpenAfterMs: 300 },
     });

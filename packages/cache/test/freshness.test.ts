@@ -1,14 +1,11 @@
 import { redisClient, waitFor } from "@flashsale/testkit";
 import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { CacheEvent, VersionedCache, VersionedCacheOptions } from "../src/cache.ts";
 import { invalidateEntity } from "../src/invalidate.ts";
-import { type CacheEvent, VersionedCache, type VersionedCacheOptions } from "../src/versioned-cache.ts";
+import { type Row, testCache } from "./cache-factory.ts";
 
 // Early refresh, stale-while-revalidate and stale-if-error, on real Redis.
-interface Row {
-  id: number;
-  version: number;
-}
 const SCHEMA = 700_000 + Math.floor(Math.random() * 99_999);
 let nextId = 1;
 let redis: Redis;
@@ -21,19 +18,7 @@ afterAll(async () => {
 });
 
 function cache(events: CacheEvent[], extra: Partial<VersionedCacheOptions<Row>>): VersionedCache<Row> {
-  return new VersionedCache<Row>({
-    redis,
-    entity: "product",
-    schemaVersion: SCHEMA,
-    ttlMs: 60_000,
-    jitter: 0,
-    leaseMs: 2_000,
-    versionOf: (r) => r.version,
-    validUntilMs: () => null,
-    isValid: (x): x is Row => typeof x === "object" && x !== null,
-    onEvent: (e) => events.push(e),
-    ...extra,
-  });
+  return testCache(redis, SCHEMA, { jitter: 0, events, ...extra });
 }
 
 const until = (ms: number) =>

@@ -1,42 +1,26 @@
 import { PrivateRedis, redisClient, waitFor } from "@flashsale/testkit";
 import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { CacheEvent, VersionedCache } from "../src/cache.ts";
 import { invalidateEntity } from "../src/invalidate.ts";
-import { KEY_PREFIX } from "../src/keys.ts";
+import { keyPrefix } from "../src/keys.ts";
 import { L1Invalidations } from "../src/l1-invalidations.ts";
-import { type CacheEvent, VersionedCache } from "../src/versioned-cache.ts";
+import { type Row, testCache } from "./cache-factory.ts";
 
 // Real Redis server-assisted invalidation (CLIENT TRACKING, BCAST) feeding real L1s.
-interface Row {
-  id: number;
-  version: number;
-  validUntil: number | null;
-}
-const isRow = (x: unknown): x is Row => typeof x === "object" && x !== null && typeof (x as Row).version === "number";
 const SCHEMA = 800_000 + Math.floor(Math.random() * 99_999);
 const closers: Array<() => Promise<unknown>> = [];
 
 async function process_(redisUrl?: string, events?: CacheEvent[]) {
   const redis = redisClient(redisUrl);
-  const invalidations = new L1Invalidations(redis, `${KEY_PREFIX}v${SCHEMA}:`);
+  const invalidations = new L1Invalidations(redis, keyPrefix(SCHEMA));
   await invalidations.start();
   await waitFor(async () => (invalidations.isUp ? true : undefined), { timeoutMs: 5_000, what: "tracking channel" });
   closers.push(
     () => invalidations.stop(),
     () => redis.quit(),
   );
-  const cache = new VersionedCache<Row>({
-    redis,
-    entity: "product",
-    schemaVersion: SCHEMA,
-    ttlMs: 60_000,
-    leaseMs: 2_000,
-    versionOf: (r) => r.version,
-    validUntilMs: (r) => r.validUntil,
-    isValid: isRow,
-    l1: { invalidations, ttlMs: 60_000 },
-    ...(events ? { onEvent: (e: CacheEvent) => events.push(e) } : {}),
-  });
+  const cache = testCache(redis, SCHEMA, { l1: { invalidations, ttlMs: 60_000 }, ...(events ? { events } : {}) });
   return { cache, invalidations, redis };
 }
 

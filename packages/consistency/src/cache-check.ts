@@ -1,4 +1,5 @@
-import { KEY_PREFIX, masterNodes, type RedisClient } from "@flashsale/cache";
+import { type CacheEntry, masterNodes, parseEntry, parseKey, type RedisClient, scanPattern } from "@flashsale/cache";
+import { PRODUCT_ENTITY } from "@flashsale/product-cache";
 import type pg from "pg";
 
 /**
@@ -31,9 +32,14 @@ export interface CacheCheckReport {
   nines: number;
 }
 
-interface Envelope {
-  version: number;
-  value: { id: number; priceCents: number; version: number };
+/** What the check compares of a cached product (the stored format itself is packages/cache's entry.ts). */
+type CachedProduct = CacheEntry<{ priceCents: number; version: number }>;
+
+function asCachedProduct(raw: string): CachedProduct | null {
+  const entry = parseEntry(raw);
+  const value = entry?.value as Partial<CachedProduct["value"]> | null | undefined;
+  if (!entry || typeof value !== "object" || value === null) return null;
+  return entry as CachedProduct;
 }
 
 export async function checkCacheConsistency(opts: {
@@ -46,27 +52,24 @@ export async function checkCacheConsistency(opts: {
 }): Promise<CacheCheckReport> {
   const graceMs = opts.graceMs ?? 2_000;
   const maxKeys = opts.maxKeys ?? 100_000;
-  const match = `${KEY_PREFIX}v${opts.schemaVersion}:{product:*}`;
-  const cached = new Map<number, Envelope>();
+  const match = scanPattern(PRODUCT_ENTITY, opts.schemaVersion);
+  const cached = new Map<number, CachedProduct>();
   // SCAN runs per master (a cluster spreads the keys); GETs go through the client, which routes them.
   for (const node of masterNodes(opts.redis)) {
     let cursor = "0";
     do {
       const [next, keys] = await node.scan(cursor, "MATCH", match, "COUNT", 1000);
       cursor = next;
-      const valueKeys = keys.filter((k) => k.endsWith("}")).slice(0, maxKeys - cached.size);
+      const valueKeys = keys.filter((k) => parseKey(k)?.part === "value").slice(0, maxKeys - cached.size);
       if (valueKeys.length === 0) continue;
       const pipeline = opts.redis.pipeline();
       for (const k of valueKeys) pipeline.get(k);
       const values = (await pipeline.exec()) ?? [];
       values.forEach(([err, raw], i) => {
         if (err || typeof raw !== "string") return; // evicted or expired between SCAN and GET
-        try {
-          const env = JSON.parse(raw) as Envelope;
-          cached.set(Number(/\{product:(\d+)\}/.exec(valueKeys[i] as string)?.[1]), env);
-        } catch {
-          // An unparsable payload is never served (treated as a miss), so it is not an inconsistency.
-        }
+        // An unparsable payload is never served (treated as a miss), so it is not an inconsistency.
+        const entry = asCachedProduct(raw);
+        if (entry) cached.set(Number(parseKey(valueKeys[i] as string)?.id), entry);
       });
     } while (cursor !== "0" && cached.size < maxKeys);
   }
@@ -81,15 +84,15 @@ export async function checkCacheConsistency(opts: {
   );
   const inconsistent: Inconsistency[] = [];
   for (const r of rows) {
-    const env = cached.get(Number(r.id));
-    if (!env) continue;
+    const entry = cached.get(Number(r.id));
+    if (!entry) continue;
     const dbVersion = Number(r.version);
-    if (env.value.version < dbVersion || env.value.priceCents !== r.price) {
+    if (entry.value.version < dbVersion || entry.value.priceCents !== r.price) {
       inconsistent.push({
         productId: Number(r.id),
-        cachedVersion: env.value.version,
+        cachedVersion: entry.value.version,
         dbVersion,
-        cachedPriceCents: env.value.priceCents,
+        cachedPriceCents: entry.value.priceCents,
         dbPriceCents: r.price,
         ageMs: Math.round(Number(r.since_ms)),
       });

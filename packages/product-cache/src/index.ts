@@ -1,5 +1,18 @@
-import { type CacheEvent, type L1Invalidations, type RedisClient, VersionedCache } from "@flashsale/cache";
+import {
+  type CacheEvent,
+  type CacheMode,
+  createVersionedCache,
+  type EntryRules,
+  invalidateEntity,
+  type L1Invalidations,
+  type RedisClient,
+  type SuppressedOperation,
+  type VersionedCache,
+} from "@flashsale/cache";
 import type { Product } from "@flashsale/db";
+
+/** The entity name in every product key: the catalog and checkout read it, the invalidator evicts it. */
+export const PRODUCT_ENTITY = "product";
 
 export interface ProductCacheOptions {
   redis: RedisClient;
@@ -8,10 +21,19 @@ export interface ProductCacheOptions {
   leaseMs: number;
   /** Present = L1 on, kept coherent through this channel. */
   l1?: { invalidations: L1Invalidations; ttlMs: number; maxEntries: number };
-  plainMode?: boolean;
+  /** CACHE_MODE: "plain" is the stampede benchmark's baseline only. Default "protocol". */
+  mode?: CacheMode;
   fallbackReads?: { limit: number; queue: number };
   onEvent?(event: CacheEvent): void;
+  onSuppressedError?(operation: SuppressedOperation, err: unknown): void;
 }
+
+/** How a cached product is versioned, bounded in time and validated when read back. */
+export const productEntryRules: EntryRules<Product> = {
+  versionOf: (p) => p.version,
+  validUntilMs: (p) => (p.validUntil ? Date.parse(p.validUntil) : null),
+  isValid: isProduct,
+};
 
 /**
  * The product cache as both services use it: the catalog reads through it, checkout
@@ -19,25 +41,35 @@ export interface ProductCacheOptions {
  * Postgres says inside its transaction).
  */
 export function createProductCache(opts: ProductCacheOptions): VersionedCache<Product> {
-  return new VersionedCache<Product>({
+  return createVersionedCache<Product>({
     redis: opts.redis,
-    entity: "product",
+    entity: PRODUCT_ENTITY,
     schemaVersion: opts.schemaVersion,
     ttlMs: opts.ttlSeconds * 1000,
     leaseMs: opts.leaseMs,
-    versionOf: (p) => p.version,
-    validUntilMs: (p) => (p.validUntil ? Date.parse(p.validUntil) : null),
-    isValid: isProduct,
-    stampedeProtection: !opts.plainMode,
+    ...productEntryRules,
+    ...(opts.mode ? { mode: opts.mode } : {}),
     ...(opts.l1 ? { l1: opts.l1 } : {}),
     ...(opts.fallbackReads ? { fallbackReads: opts.fallbackReads } : {}),
     ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
+    ...(opts.onSuppressedError ? { onSuppressedError: opts.onSuppressedError } : {}),
   });
 }
 
 /**
+ * A product changed (any write path; the invalidator calls this for every products change event):
+ * evict it and fence every fill that read an older version (docs/architecture.md#invalidation).
+ */
+export function invalidateProduct(
+  redis: RedisClient,
+  change: { schemaVersion: number; id: number; version: number; fenceTtlMs: number },
+): Promise<void> {
+  return invalidateEntity(redis, { ...change, entity: PRODUCT_ENTITY });
+}
+
+/**
  * Structural check of a cached payload. A payload written by another code version
- * (or corrupted) fails it and is treated as a miss, never served (design.md §4).
+ * (or corrupted) fails it and is treated as a miss, never served (docs/architecture.md#cache-protocol).
  */
 export function isProduct(x: unknown): x is Product {
   if (typeof x !== "object" || x === null) return false;

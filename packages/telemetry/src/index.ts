@@ -26,6 +26,7 @@ export function createMetricsRegistry(service: string): Registry {
   collectDefaultMetrics({ register: registry });
   return registry;
 }
+export { reportSuppressedErrors } from "./suppressed-errors.ts";
 export { currentTraceparent, shutdownTracing, spanContextFromTraceparent, startTracing, trace } from "./tracing.ts";
 
 function traceIds(): Record<string, string> {

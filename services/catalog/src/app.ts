@@ -1,10 +1,11 @@
-import type { CacheEvent, RedisClient, VersionedCache } from "@flashsale/cache";
+import type { RedisClient, VersionedCache } from "@flashsale/cache";
 import type { Db, Product } from "@flashsale/db";
 import { createServiceBase, type HttpLimits } from "@flashsale/http";
 import { createProductCache, type ProductCacheOptions } from "@flashsale/product-cache";
 import type { Logger } from "@flashsale/telemetry";
 import type { FastifyInstance } from "fastify";
-import { Counter, type Registry } from "prom-client";
+import type { Registry } from "prom-client";
+import { cacheTelemetry } from "./cache-telemetry.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { productRoutes } from "./routes/products.ts";
 
@@ -21,8 +22,8 @@ export interface BuildCatalogOptions {
   logger: Logger;
   metrics: Registry;
   adminToken: string;
-  /** Product cache settings (the Redis client and the metrics hook are wired here). */
-  cache: Omit<ProductCacheOptions, "redis" | "onEvent">;
+  /** Product cache settings (the Redis client and the metrics hooks are wired here). */
+  cache: Omit<ProductCacheOptions, "redis" | "onEvent" | "onSuppressedError">;
   /** See createServiceBase: per-request DB query counting (opt-in, DB_QUERY_METRICS). */
   trackDbQueries?: boolean;
   /** Request lifetimes (HTTP_* config); defaults from packages/http. */
@@ -31,26 +32,7 @@ export interface BuildCatalogOptions {
 
 /** The catalog HTTP app, wired but not listening (tests call inject() or listen on port 0). */
 export async function buildCatalogApp(opts: BuildCatalogOptions): Promise<FastifyInstance> {
-  const cacheEvents = new Counter({
-    name: "catalog_cache_events_total",
-    help: "Product cache events by kind (hit, miss, fill, fill_refused, lease_wait, coalesced, bypass, ...)",
-    labelNames: ["event"],
-    registers: [opts.metrics],
-  });
-  // Bound children: the L1 hit path is hot, and label lookup per increment is not free.
-  const eventCounters = new Map<CacheEvent, { inc(): void }>();
-  const cache = createProductCache({
-    redis: opts.redis,
-    ...opts.cache,
-    onEvent: (event: CacheEvent) => {
-      let c = eventCounters.get(event);
-      if (!c) {
-        c = cacheEvents.labels(event);
-        eventCounters.set(event, c);
-      }
-      c.inc();
-    },
-  });
+  const cache = createProductCache({ redis: opts.redis, ...opts.cache, ...cacheTelemetry(opts.metrics, opts.logger) });
   const deps: CatalogDeps = { db: opts.db, redis: opts.redis, cache, adminToken: opts.adminToken };
 
   const postgresUp = async () => void (await opts.db.$queryRaw`SELECT 1`);

@@ -1,4 +1,4 @@
-import { createRedisClient, KEY_PREFIX, L1Invalidations } from "@flashsale/cache";
+import { createRedisClient, keyPrefix, L1Invalidations } from "@flashsale/cache";
 import { catalogSchema, httpLimits, loadConfig } from "@flashsale/config";
 import { createDb } from "@flashsale/db";
 import { closeGracefully, countDbQuery } from "@flashsale/http";
@@ -24,7 +24,7 @@ redis.on("error", (err) => logger.warn({ err: err.message }, "redis error"));
 
 // L1 is only as good as its invalidation channel: it switches itself off while that is down.
 const invalidations = config.CACHE_L1_ENABLED
-  ? new L1Invalidations(redis, `${KEY_PREFIX}v${config.CACHE_SCHEMA_VERSION}:`, (err) =>
+  ? new L1Invalidations(redis, keyPrefix(config.CACHE_SCHEMA_VERSION), (err) =>
       logger.warn({ err: err.message }, "L1 invalidation channel"),
     )
   : null;
@@ -43,7 +43,7 @@ const app = await buildCatalogApp({
     schemaVersion: config.CACHE_SCHEMA_VERSION,
     ttlSeconds: config.CACHE_TTL_SECONDS,
     leaseMs: config.CACHE_LEASE_MS,
-    plainMode: config.CACHE_MODE === "plain",
+    mode: config.CACHE_MODE,
     fallbackReads: { limit: config.DB_FALLBACK_CONCURRENCY, queue: config.DB_FALLBACK_QUEUE },
     ...(invalidations ? { l1: { invalidations, ttlMs: config.CACHE_L1_TTL_MS, maxEntries: config.CACHE_L1_MAX_ENTRIES } } : {}),
   },

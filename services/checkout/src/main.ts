@@ -3,7 +3,7 @@ import { checkoutSchema, httpLimits, loadConfig } from "@flashsale/config";
 import { createDb } from "@flashsale/db";
 import { closeGracefully, countDbQuery } from "@flashsale/http";
 import { createProductCache } from "@flashsale/product-cache";
-import { createLogger, createMetricsRegistry, shutdownTracing } from "@flashsale/telemetry";
+import { createLogger, createMetricsRegistry, reportSuppressedErrors, shutdownTracing } from "@flashsale/telemetry";
 import { buildCheckoutApp } from "./app.ts";
 
 const config = loadConfig(checkoutSchema);
@@ -32,7 +32,18 @@ const app = await buildCheckoutApp({
   trackDbQueries: config.DB_QUERY_METRICS,
   limits: httpLimits(config),
   // Same keys as the catalog: the invalidator evicts them for both. No L1 here (display only).
-  productCache: createProductCache({ redis, schemaVersion: config.CACHE_SCHEMA_VERSION, ttlSeconds: 86_400, leaseMs: 2_000 }),
+  productCache: createProductCache({
+    redis,
+    schemaVersion: config.CACHE_SCHEMA_VERSION,
+    ttlSeconds: 86_400,
+    leaseMs: 2_000,
+    onSuppressedError: reportSuppressedErrors({
+      registry: metrics,
+      logger,
+      metric: "checkout_product_cache_suppressed_errors_total",
+      component: "product cache",
+    }),
+  }),
   gate: config.STOCK_GATE_ENABLED ? new StockGate(redis) : null,
   transactions: { limit: config.DB_POOL_MAX, queue: config.CHECKOUT_QUEUE },
   rateLimit: { max: config.CHECKOUT_RATE_LIMIT_MAX, windowMs: config.CHECKOUT_RATE_LIMIT_WINDOW_MS },
