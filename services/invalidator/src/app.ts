@@ -4,7 +4,7 @@ import type { Logger } from "@flashsale/telemetry";
 import type { FastifyInstance } from "fastify";
 import type { Registry } from "prom-client";
 
-/** The invalidator's HTTP face: health, readiness and metrics only (design.md §1). */
+/** The invalidator's HTTP face: health, readiness and metrics only (docs/architecture.md#invalidator). */
 export async function buildInvalidatorApp(opts: {
   redis: RedisClient;
   logger: Logger;

@@ -1,5 +1,5 @@
 import { createRedisClient } from "@flashsale/cache";
-import { invalidatorSchema, httpLimits, loadConfig } from "@flashsale/config";
+import { httpLimits, invalidatorSchema, loadConfig } from "@flashsale/config";
 import { closeGracefully } from "@flashsale/http";
 import { createLogger, createMetricsRegistry, shutdownTracing } from "@flashsale/telemetry";
 import pg from "pg";
@@ -8,6 +8,7 @@ import { startConsistencyJob } from "./consistency-job.ts";
 import { startInvalidator } from "./consumer.ts";
 import { startConsumerLagGauge } from "./consumer-lag.ts";
 import { createKafka } from "./kafka.ts";
+import { invalidatorTopics } from "./topics.ts";
 
 const config = loadConfig(invalidatorSchema);
 const logger = createLogger("invalidator", config.LOG_LEVEL);
@@ -36,7 +37,7 @@ const invalidator = await startInvalidator({
 const consumerLag = startConsumerLagGauge({
   kafka,
   groupId: config.KAFKA_GROUP_ID,
-  topics: [`${config.KAFKA_TOPIC_PREFIX}.public.products`, `${config.KAFKA_TOPIC_PREFIX}.public.inventory`],
+  topics: invalidatorTopics(config.KAFKA_TOPIC_PREFIX).consumed,
   intervalMs: 5_000,
   metrics,
   logger,
