@@ -81,7 +81,7 @@ function trickle(url: string, head: string, drip: string, everyMs: number, giveU
     let received = "";
     let i = 0;
     const socket = net.connect(Number(port), "127.0.0.1", () => {
-      socket.write(head);
+      if (head) socket.write(head);
     });
     const timer = setInterval(() => {
       const byte = drip[i++ % Math.max(1, drip.length)];
@@ -131,6 +131,16 @@ describe("bounded request lifetimes (real processes, HTTP_* config)", () => {
       expect(res.closedAfterMs).toBeGreaterThanOrEqual(HEADERS_TIMEOUT_MS - 50);
       expect(res.closedAfterMs).toBeLessThanOrEqual(HEADERS_TIMEOUT_MS + SLACK_MS);
       expect(res.received).toMatch(/^HTTP\/1\.1 408 [\s\S]*"error":"REQUEST_TIMEOUT"/);
+    },
+  );
+
+  it.each(["checkout", "catalog", "invalidator"])(
+    "%s: a connection that never sends a byte is closed within HTTP_HEADERS_TIMEOUT_MS",
+    async (name) => {
+      const svc = services[name] as ServiceProcess;
+      const res = await trickle(svc.url, "", "", 60_000, 10_000);
+      console.log(`${name}: silent connection closed after ${res.closedAfterMs} ms`);
+      expect(res.closedAfterMs).toBeLessThanOrEqual(HEADERS_TIMEOUT_MS + SLACK_MS);
     },
   );
 
