@@ -9,7 +9,8 @@
 # the layer) -> build (every dependency; generates the Prisma client) -> prod (production
 # dependencies only, installed offline from the fetched store) -> runtime (node + /app; no pnpm,
 # no store, no dev dependencies; runs as the unprivileged user `node`).
-# test/deploy.test.ts runs the prod stage's install natively and starts every service from it.
+# test/deploy/image.test.ts rehearses the prod stage natively (same context, install and prune) and
+# starts every service and the migration step from it.
 ARG NODE_IMAGE=node:24.19.0-bookworm-slim
 ARG PNPM_VERSION=10.34.8
 
@@ -28,7 +29,9 @@ RUN pnpm install --offline --frozen-lockfile && pnpm db:generate
 
 FROM fetch AS prod
 COPY . .
-RUN pnpm install --offline --frozen-lockfile --prod
+# --prod still installs the Prisma CLI and TypeScript (optional peers of @prisma/client that the
+# lockfile resolves) and all they pull in; the runtime never loads them: prune-peers drops them.
+RUN pnpm install --offline --frozen-lockfile --prod && node deploy/image/prune-peers.mjs prisma typescript
 COPY --from=build /app/packages/db/src/generated packages/db/src/generated
 
 FROM ${NODE_IMAGE} AS runtime
