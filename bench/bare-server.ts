@@ -6,12 +6,12 @@
  *                 swagger, metrics) + the same params schema: isolates the cache's own cost
  * Usage: PORT=3199 PRODUCT_ID=1 BASE=bare tsx bench/bare-server.ts
  */
+import { productIdParams, productSchema } from "@flashsale/catalog";
 import { createDb, findProduct } from "@flashsale/db";
 import { createServiceBase } from "@flashsale/http";
 import { createLogger, createMetricsRegistry } from "@flashsale/telemetry";
 import { TEST_ENV } from "@flashsale/testkit";
 import Fastify from "fastify";
-import { productIdParams, productSchema } from "../services/catalog/src/product-schema.ts";
 
 // The benchmark runs on the test stack (test/stack.env), where cache-tiers.ts inserted the product.
 const db = createDb({ url: TEST_ENV.databaseUrl });

@@ -13,7 +13,7 @@
  */
 import { spawn } from "node:child_process";
 import { writeFile } from "node:fs/promises";
-import { invalidateEntity } from "@flashsale/cache";
+import { invalidateProduct } from "@flashsale/product-cache";
 import { insertProduct, pgPool, productReadCount, redisClient, runId, spawnService, waitFor } from "@flashsale/testkit";
 import autocannon from "autocannon";
 
@@ -88,9 +88,8 @@ async function stampede(mode: "protocol" | "plain", port: number) {
       "UPDATE products SET list_price_cents = list_price_cents + 1 WHERE id = $1 RETURNING version",
       [product.id],
     );
-    await invalidateEntity(redis, {
+    await invalidateProduct(redis, {
       schemaVersion: s,
-      entity: "product",
       id: product.id,
       version: Number(rows[0]?.version),
       fenceTtlMs: 60_000,

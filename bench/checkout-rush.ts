@@ -11,11 +11,11 @@
  */
 import { writeFile } from "node:fs/promises";
 import { StockGate } from "@flashsale/cache";
+import { checkout } from "@flashsale/checkout";
 import { createDb } from "@flashsale/db";
 import { createLogger } from "@flashsale/telemetry";
 import { insertProducts, percentile, pgPool, redisClient, runId, TEST_ENV } from "@flashsale/testkit";
 import { bulkhead } from "cockatiel";
-import { checkout } from "../services/checkout/src/checkout-flow.ts";
 import { naiveCheckout } from "./naive-checkout.ts";
 
 const BUYERS = Number(process.argv[2] ?? 2000);

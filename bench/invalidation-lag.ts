@@ -8,7 +8,7 @@
  * Writes bench/results/invalidation-lag.{json,md}.
  */
 import { writeFile } from "node:fs/promises";
-import { entityKeys } from "@flashsale/cache";
+import { productKeys } from "@flashsale/product-cache";
 import { insertProduct, percentile, pgPool, redisClient, runId } from "@flashsale/testkit";
 
 const N = Number(process.argv[2] ?? 300);
@@ -17,7 +17,7 @@ const pool = pgPool();
 const redis = redisClient();
 
 const p = await insertProduct(pool, { sku: `BENCH-LAG-${runId()}`, listPriceCents: 1000, stock: 1 });
-const key = entityKeys(Number(process.env.CACHE_SCHEMA_VERSION ?? 1), "product", p.id).value;
+const key = productKeys(Number(process.env.CACHE_SCHEMA_VERSION ?? 1), p.id).value;
 const lags: number[] = [];
 
 for (let i = 0; i < N; i++) {

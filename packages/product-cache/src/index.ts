@@ -2,7 +2,9 @@ import {
   type CacheEvent,
   type CacheMode,
   createVersionedCache,
+  type EntityKeys,
   type EntryRules,
+  entityKeys,
   invalidateEntity,
   type L1Invalidations,
   type RedisClient,
@@ -13,6 +15,11 @@ import type { Product } from "@flashsale/db";
 
 /** The entity name in every product key: the catalog and checkout read it, the invalidator evicts it. */
 export const PRODUCT_ENTITY = "product";
+
+/** The Redis keys of one cached product (value, lease, fence) under a schema version. */
+export function productKeys(schemaVersion: number, id: number): EntityKeys {
+  return entityKeys(schemaVersion, PRODUCT_ENTITY, id);
+}
 
 export interface ProductCacheOptions {
   redis: RedisClient;
