@@ -38,6 +38,11 @@ const common = {
   HTTP_KEEP_ALIVE_TIMEOUT_MS: ms.default(10_000),
   HTTP_MAX_REQUESTS_PER_SOCKET: z.coerce.number().int().min(1).default(1_000),
   HTTP_MAX_CONNECTIONS: z.coerce.number().int().min(1).default(10_000),
+  /**
+   * Addresses/CIDRs (or loopback, uniquelocal, …) of the proxies in front whose X-Forwarded-For
+   * is believed for the client IP (the anonymous rate-limit key); empty = none.
+   */
+  TRUSTED_PROXIES: csvList(""),
   /** http_request_db_queries per route; costs ~20 % of peak throughput on the hot path, hence opt-in. */
   DB_QUERY_METRICS: z
     .enum(["true", "false"])
@@ -125,6 +130,7 @@ export function httpLimits(c: {
   HTTP_KEEP_ALIVE_TIMEOUT_MS: number;
   HTTP_MAX_REQUESTS_PER_SOCKET: number;
   HTTP_MAX_CONNECTIONS: number;
+  TRUSTED_PROXIES: string[];
 }) {
   return {
     headersTimeoutMs: c.HTTP_HEADERS_TIMEOUT_MS,
@@ -133,6 +139,7 @@ export function httpLimits(c: {
     keepAliveTimeoutMs: c.HTTP_KEEP_ALIVE_TIMEOUT_MS,
     maxRequestsPerSocket: c.HTTP_MAX_REQUESTS_PER_SOCKET,
     maxConnections: c.HTTP_MAX_CONNECTIONS,
+    trustedProxies: c.TRUSTED_PROXIES,
   };
 }
 

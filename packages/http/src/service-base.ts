@@ -46,6 +46,11 @@ export interface HttpLimits {
   maxRequestsPerSocket: number;
   /** Open connections per process; beyond it new sockets are closed at once (file descriptors stay for Redis/Postgres). */
   maxConnections: number;
+  /**
+   * Proxies whose X-Forwarded-For is believed for `request.ip` (fastify trustProxy, proxy-addr
+   * syntax: addresses, CIDRs, loopback, uniquelocal). Empty: request.ip is the peer address.
+   */
+  trustedProxies: string[];
 }
 
 export const DEFAULT_HTTP_LIMITS: HttpLimits = {
@@ -55,6 +60,7 @@ export const DEFAULT_HTTP_LIMITS: HttpLimits = {
   keepAliveTimeoutMs: 10_000,
   maxRequestsPerSocket: 1_000,
   maxConnections: 10_000,
+  trustedProxies: [],
 };
 
 /**
@@ -102,6 +108,7 @@ export async function createServiceBase(opts: ServiceBaseOptions): Promise<Fasti
       ),
     },
     clientErrorHandler: clientErrorHandler(timeouts),
+    trustProxy: limits.trustedProxies.length > 0 ? limits.trustedProxies : false,
     schemaController: { compilersFactory: strictBodyValidators() },
     // Per-request log lines would dominate a flash sale's logs; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
