@@ -1,7 +1,7 @@
 import type { RedisClient } from "./redis-client.ts";
 
 /**
- * Redis stock gate (design.md §6, issue 4): turns buyers of a sold-out item away
+ * Redis stock gate (docs/architecture.md#stock-gate): turns buyers of a sold-out item away
  * before they reach Postgres. Postgres stays the arbiter — its conditional
  * `UPDATE inventory ... WHERE available >= q` decides every sale — so the gate can
  * never cause an oversell; it only keeps a 500-buyer rush on 50 units from becoming

@@ -1,6 +1,6 @@
 // `prisma generate` offline: Prisma 7's client needs no native engine, but the CLI
 // still insists on a schema-engine binary path. Any existing file satisfies it
-// (design.md §2), so point it at this script unless the caller chose one.
+// (docs/architecture.md#infrastructure), so point it at this script unless the caller chose one.
 import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 

@@ -76,7 +76,7 @@ const BOUNDARY_MARGIN_MS = 100;
 const MAX_ATTEMPTS = 3;
 
 /**
- * The checkout invariant (design.md §6) in one short transaction:
+ * The checkout invariant (docs/architecture.md#checkout-invariant) in one short transaction:
  *  1. claim the Idempotency-Key in the principal's scope (a concurrent duplicate blocks
  *     on the unique index until we finish, then replays our stored result; callers check
  *     for a finished replay first, see findIdempotentResult, so replays cost no

@@ -2,7 +2,7 @@ import type { Db } from "./client.ts";
 import { sqlState } from "./errors.ts";
 import { Prisma } from "./generated/client.ts";
 
-/** A product as the REST contract shows it (design.md §7). */
+/** A product as the REST contract shows it (docs/architecture.md#rest-contract). */
 export interface Product {
   id: number;
   sku: string;

@@ -4,7 +4,7 @@ import { Counter, type Registry } from "prom-client";
 import { timedOut } from "./client-errors.ts";
 import type { ErrorCode } from "./error-codes.ts";
 
-/** Error responses follow design.md §7: `{ error: CODE, message, ...details }`. */
+/** Error responses follow docs/architecture.md#rest-contract: `{ error: CODE, message, ...details }`. */
 export class HttpError extends Error {
   readonly statusCode: number;
   readonly code: ErrorCode;

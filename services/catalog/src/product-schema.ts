@@ -1,4 +1,4 @@
-/** JSON schema of Product (design.md §7); drives response serialization and OpenAPI. */
+/** JSON schema of Product (docs/architecture.md#rest-contract); drives response serialization and OpenAPI. */
 export const productSchema = {
   type: "object",
   required: ["id", "sku", "name", "description", "currency", "priceCents", "listPriceCents", "sale", "version", "updatedAt", "validUntil"],

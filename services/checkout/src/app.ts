@@ -55,7 +55,7 @@ export async function buildCheckoutApp(opts: BuildCheckoutOptions): Promise<Fast
       { name: "redis", check: async () => void (await opts.redis.ping()), required: false },
     ],
   });
-  // Per-principal limit on checkout only (design.md §6), counted in Redis so it holds across
+  // Per-principal limit on checkout only (docs/architecture.md#checkout-invariant), counted in Redis so it holds across
   // instances. Policy (README "Rate limit"): only attempts that reach the business logic
   // count (called by the checkout flow after validation and after the replay check), so a
   // 400 or an idempotent replay costs nothing. Redis trouble: fail open.
