@@ -1,5 +1,5 @@
 /**
- * Issue 3's benchmark, against the real stack (scripts/up or scripts/test's infra):
+ * The cache tiers' benchmark (docs/architecture.md#cache-protocol), against the real stack (scripts/up or scripts/test's infra):
  *
  * 1. Throughput/latency of GET /products/:id served from L1, from Redis (L1 off), a bare
  *    fastify route returning the same JSON, and our service skeleton (logger, error

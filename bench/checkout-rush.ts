@@ -1,6 +1,6 @@
 /**
- * Issue 4's benchmark, against the real Postgres + Redis: checkout throughput and
- * latency for a rush of buyers, one hot SKU vs 1,000 SKUs, with our flow (with and
+ * The checkout benchmark (docs/architecture.md#checkout-invariant), against the real
+ * Postgres + Redis: checkout throughput and latency for a rush of buyers, one hot SKU vs 1,000 SKUs, with our flow (with and
  * without the Redis stock gate) and a naive SELECT ... FOR UPDATE checkout, all in one
  * run. Checkouts run in-process (no HTTP) with a fixed number of concurrent buyers, so
  * what differs between modes is only the checkout itself.

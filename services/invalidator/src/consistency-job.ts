@@ -5,7 +5,7 @@ import type pg from "pg";
 import { Gauge, type Registry } from "prom-client";
 
 /**
- * The consistency checker as a periodic job (issue 5): samples up to `maxKeys` cached
+ * The consistency checker as a periodic job (docs/architecture.md#invalidator): samples up to `maxKeys` cached
  * products every `intervalMs` and exports what it found, so a dashboard shows the
  * cache's consistency in nines next to the invalidation lag.
  */
