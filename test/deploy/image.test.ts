@@ -124,16 +124,7 @@ describe("the image's production tree", () => {
     console.log(`production install (offline, --prod, pruned): ${installMs} ms`);
     const store = readdirSync(`${TREE}/node_modules/.pnpm`);
     // prisma (the CLI) and typescript: optional peers of @prisma/client, pruned (Dockerfile).
-    for (const dev of [
-      "tsx@",
-      "vitest@",
-      "typescript@",
-      "@biomejs+biome@",
-      "prisma@",
-      "@prisma+studio-core@",
-      "autocannon@",
-      "esbuild@",
-    ]) {
+    for (const dev of ["tsx@", "vitest@", "typescript@", "@biomejs+biome@", "prisma@", "@prisma+studio-core@", "autocannon@", "esbuild@"]) {
       expect(
         store.filter((d) => d.startsWith(dev)),
         dev,
@@ -207,7 +198,8 @@ describe("the image's production tree", () => {
   });
 
   it("the catalog refuses the public default ADMIN_TOKEN outside development mode, naming the variable", async () => {
-    for (const extra of [{}, { ADMIN_TOKEN: "dev-admin-token-change-me" }]) {
+    const cases: Record<string, string>[] = [{}, { ADMIN_TOKEN: "dev-admin-token-change-me" }];
+    for (const extra of cases) {
       const { proc, stderr } = start("catalog", prodEnv({ ...extra, PORT: String(await freePort()) }));
       const code = await exitOf(proc, 20_000);
       expect(code).not.toBe(0);
