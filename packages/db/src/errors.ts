@@ -120,7 +120,9 @@ export function classifyDbError(err: unknown): DbErrorClass | null {
     if (/Can't reach database server|Connection terminated|server closed the connection/i.test(message)) return "unavailable";
     if (/timeout exceeded when trying to connect|Unable to start a transaction/i.test(message)) return "busy";
   }
-  // A pooled pg connection that died with the server surfaces as a plain Error from pg.
-  if (/^Connection terminated( unexpectedly)?$/.test(message)) return "unavailable";
+  // node-postgres and pg-pool raise plain Errors (no code) that the adapter passes through
+  // unchanged: matched by their exact messages (packages/db/test/errors.test.ts provokes them).
+  if (message === "timeout exceeded when trying to connect") return "busy"; // every pooled connection in use
+  if (/^Connection terminated( unexpectedly| due to connection timeout)?$/.test(message)) return "unavailable";
   return e.cause ? classifyDbError(e.cause) : null;
 }

@@ -1,5 +1,5 @@
 import { classifyDbError, createDb, type Db, sqlState } from "@flashsale/db";
-import { TEST_ENV } from "@flashsale/testkit";
+import { pgPool, TEST_ENV, waitFor } from "@flashsale/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 /**
@@ -53,6 +53,26 @@ describe("classifyDbError on real Postgres errors", () => {
   it("an unreachable database is an outage", async () => {
     const err = await failure(unreachable.$queryRaw`SELECT 1`);
     expect(classifyDbError(err)).toBe("unavailable");
+  });
+
+  it("waiting past the pool's connect timeout is saturation (busy), not an outage and not a bug", async () => {
+    const tight = createDb({ url: TEST_ENV.databaseUrl, poolMax: 1, connectTimeoutMs: 200 });
+    try {
+      // The only pooled connection is busy for 1 s (a Prisma query runs once awaited or then-ed).
+      const tag = `pool-holder-${Date.now()}`;
+      const holder = tight.$queryRawUnsafe(`SELECT pg_sleep(1)::text, '${tag}'`).then(() => {});
+      const pool = pgPool(TEST_ENV.databaseUrl, 1);
+      await waitFor(
+        async () => ((await pool.query("SELECT 1 FROM pg_stat_activity WHERE query LIKE $1", [`%'${tag}'%`])).rowCount ? true : undefined),
+        { timeoutMs: 5_000, intervalMs: 10, what: "the holder's query to run" },
+      );
+      await pool.end();
+      const err = await failure(tight.$queryRaw`SELECT 1`);
+      await holder;
+      expect(classifyDbError(err), String((err as Error).message)).toBe("busy");
+    } finally {
+      await tight.$disconnect();
+    }
   });
 
   it("a bug or a non-database error is not classified (it stays a 500)", async () => {
