@@ -243,6 +243,26 @@ describe("pipeline", () => {
     expect(rows[0].available).toBe(0);
   });
 
+  it("(e) a product deleted in psql while it sits in a cart: the catalog stops serving it through CDC, the cart shows it unavailable", async () => {
+    const p = await insertProduct(pool, { sku: `E2E-${run}-deleted`, listPriceCents: 100, stock: 5 });
+    const cartId = (await checkout.inject({ method: "POST", url: "/carts", payload: {} })).json().id;
+    await checkout.inject({ method: "POST", url: `/carts/${cartId}/items`, payload: { productId: p.id, quantity: 2 } });
+    await cachedHit(p.id);
+    // Before issue 17 this DELETE failed (cart_items had no ON DELETE rule: 23503).
+    await psql(`DELETE FROM products WHERE id = ${p.id}`);
+    await waitEvicted(p.id, 2_000);
+    expect((await getProduct(p.id)).statusCode).toBe(404);
+    const cart = (await checkout.inject({ url: `/carts/${cartId}` })).json();
+    expect(cart.items).toEqual([]);
+    expect(cart.unavailableItems).toEqual([expect.objectContaining({ productId: p.id, quantity: 2, reason: "PRODUCT_DELETED" })]);
+    const res = await checkout.inject({
+      method: "POST",
+      url: `/carts/${cartId}/checkout`,
+      headers: { "idempotency-key": `e2e-${run}-deleted` },
+    });
+    expect(res.json().error).toBe("CART_EMPTY");
+  });
+
   it("leaves no cached value stale beyond the invalidation window, and no order at a wrong price (consistency checker)", async () => {
     const cache = await checkCacheConsistency({ redis, pool, schemaVersion: SCHEMA_VERSION, graceMs: 2_000 });
     console.log(`consistency: ${cache.keysChecked} keys, ${cache.inconsistent.length} inconsistent, ${cache.staleBeyondGrace} beyond 2 s`);
