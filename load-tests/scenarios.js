@@ -159,16 +159,12 @@ function* createProducts(ctx, n, stock, listPriceCents, tag) {
 /** One shopper: view, add to cart, check out. Returns the product view and the last response. */
 function* buy(ctx, productId, userId, keyPrefix) {
   const view = yield* request("GET", `${ctx.urls.catalog}/products/${productId}`, null, {}, "get_product");
-  const cart = yield* request("POST", `${ctx.urls.checkout}/carts`, JSON.stringify({ userId }), JSON_HEADERS, "create_cart");
+  // A signed-in shopper: the gateway sets X-User-Id on every request (README "Ownership").
+  const asUser = { ...JSON_HEADERS, "x-user-id": userId };
+  const cart = yield* request("POST", `${ctx.urls.checkout}/carts`, "{}", asUser, "create_cart");
   if (cart.status !== 201) return { view, res: cart };
   const cartId = parse(cart).id;
-  yield* request(
-    "POST",
-    `${ctx.urls.checkout}/carts/${cartId}/items`,
-    JSON.stringify({ productId, quantity: 1 }),
-    JSON_HEADERS,
-    "add_item",
-  );
+  yield* request("POST", `${ctx.urls.checkout}/carts/${cartId}/items`, JSON.stringify({ productId, quantity: 1 }), asUser, "add_item");
   const res = yield* request(
     "POST",
     `${ctx.urls.checkout}/carts/${cartId}/checkout`,
