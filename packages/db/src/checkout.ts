@@ -236,12 +236,17 @@ async function priceChangedNow(db: Db, cartId: string): Promise<CheckoutOutcome>
  * is a different request.
  */
 export async function findIdempotentResult(db: Db, req: CheckoutRequest): Promise<CheckoutOutcome | null> {
-  const rows = await db.$queryRaw<{ cart_id: string; cart_revision: bigint; revision_now: bigint | null; response_body: PlacedOrder }[]>`
-    SELECT k.cart_id::text, k.cart_revision, c.revision AS revision_now, k.response_body
+  const rows = await db.$queryRaw<
+    { cart_id: string; cart_revision: bigint; revision_now: bigint | null; owner_now: string | null; response_body: PlacedOrder }[]
+  >`
+    SELECT k.cart_id::text, k.cart_revision, c.revision AS revision_now, c.user_id AS owner_now, k.response_body
     FROM idempotency_keys k LEFT JOIN carts c ON c.id = k.cart_id
     WHERE k.scope = ${idempotencyScope(req)} AND k.key = ${req.idempotencyKey}`;
   const row = rows[0];
   if (!row) return null;
+  // An anonymous cart's keys are its holder's only while it is anonymous: once a user has
+  // claimed it, the anonymous id opens nothing, stored answers included.
+  if (req.principal === null && row.owner_now !== null) return { kind: "cart_not_found" };
   if (row.cart_id !== req.cartId) return { kind: "idempotency_key_reused" };
   if (row.revision_now !== null && BigInt(row.revision_now) !== BigInt(row.cart_revision)) return { kind: "idempotency_key_reused" };
   return { kind: "placed", order: row.response_body, replayed: true };

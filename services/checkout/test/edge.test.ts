@@ -139,6 +139,17 @@ describe("ownership: X-User-Id is the principal", () => {
     expect(rows[0].user_id).toBe(winners[0]?.json().userId);
   });
 
+  it("once claimed, an anonymous cart's stored checkout answers are closed to the anonymous id too", async () => {
+    const p = await product("claim-replay");
+    const cartId = await newCart(null);
+    await addItem(cartId, null, p.id);
+    const k = key();
+    expect((await checkout(cartId, null, k)).statusCode).toBe(201);
+    expect((await checkout(cartId, null, k)).headers["idempotent-replayed"]).toBe("true");
+    expect((await viewCart(cartId, `erin-${run}`)).statusCode).toBe(200); // claimed
+    expect(codeOf(await checkout(cartId, null, k))).toEqual([404, "CART_NOT_FOUND"]);
+  });
+
   it("an anonymous order is readable with its id alone and never shows the cart id", async () => {
     const p = await product("anon-order");
     const cartId = await newCart(null);
