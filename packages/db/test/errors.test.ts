@@ -56,11 +56,11 @@ describe("classifyDbError on real Postgres errors", () => {
   });
 
   it("waiting past the pool's connect timeout is saturation (busy), not an outage and not a bug", async () => {
-    const tight = createDb({ url: TEST_ENV.databaseUrl, poolMax: 1, connectTimeoutMs: 200 });
+    const tight = createDb({ url: TEST_ENV.databaseUrl, poolMax: 1, connectTimeoutMs: 1_000 });
     try {
-      // The only pooled connection is busy for 1 s (a Prisma query runs once awaited or then-ed).
+      // The only pooled connection is busy for 3 s (a Prisma query runs once awaited or then-ed).
       const tag = `pool-holder-${Date.now()}`;
-      const holder = tight.$queryRawUnsafe(`SELECT pg_sleep(1)::text, '${tag}'`).then(() => {});
+      const holder = tight.$queryRawUnsafe(`SELECT pg_sleep(3)::text, '${tag}'`).then(() => {});
       const pool = pgPool(TEST_ENV.databaseUrl, 1);
       await waitFor(
         async () => ((await pool.query("SELECT 1 FROM pg_stat_activity WHERE query LIKE $1", [`%'${tag}'%`])).rowCount ? true : undefined),
@@ -73,6 +73,30 @@ describe("classifyDbError on real Postgres errors", () => {
     } finally {
       await tight.$disconnect();
     }
+  });
+
+  it("a real deadlock is retryable (placeOrder retries it; before, its SQLSTATE was looked for in the wrong field)", async () => {
+    const [a, b] = [`DL-${Date.now()}-a`, `DL-${Date.now()}-b`];
+    const rows = await db.$queryRaw<{ id: bigint }[]>`
+      INSERT INTO products (sku, name, list_price_cents) VALUES (${a}, 'x', 1), (${b}, 'x', 1) RETURNING id`;
+    const [first, second] = rows.map((r) => r.id) as [bigint, bigint];
+    const lockedBoth = { a: false, b: false };
+    // Two transactions lock the two rows in opposite orders; each waits until the other holds its first row.
+    const tx = (one: bigint, two: bigint, me: "a" | "b", other: "a" | "b") =>
+      db.$transaction(
+        async (t) => {
+          await t.$executeRaw`UPDATE products SET name = 'y' WHERE id = ${one}`;
+          lockedBoth[me] = true;
+          await waitFor(async () => (lockedBoth[other] ? true : undefined), { timeoutMs: 5_000, intervalMs: 5, what: "the other lock" });
+          await t.$executeRaw`UPDATE products SET name = 'z' WHERE id = ${two}`;
+        },
+        { timeout: 10_000 },
+      );
+    const results = await Promise.allSettled([tx(first, second, "a", "b"), tx(second, first, "b", "a")]);
+    const failed = results.filter((r) => r.status === "rejected") as PromiseRejectedResult[];
+    expect(failed).toHaveLength(1);
+    expect(sqlState(failed[0]?.reason)).toBe("40P01");
+    expect(classifyDbError(failed[0]?.reason)).toBe("retryable");
   });
 
   it("a bug or a non-database error is not classified (it stays a 500)", async () => {
