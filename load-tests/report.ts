@@ -250,6 +250,8 @@ export interface ChartSeries {
   data: XY[];
   kind?: "line" | "bar" | "scatter";
   stack?: string;
+  /** 1 = the right-hand axis (another unit), named by ChartSpec.y2Name. */
+  axis?: 0 | 1;
 }
 export interface ChartSpec {
   id: string;
@@ -259,6 +261,7 @@ export interface ChartSpec {
   series: ChartSeries[];
   marks?: { label: string; x: number }[];
   yLog?: boolean;
+  y2Name?: string;
   xCategory?: string[];
   width?: number;
   height?: number;
@@ -284,16 +287,20 @@ export function renderChart(spec: ChartSpec): string {
       color: PALETTE,
       title: { text: spec.title, left: 8, top: 4, textStyle: { fontSize: 14 } },
       legend: { top: 28, type: "plain", data: spec.series.map((s) => s.name) },
-      grid: { left: 64, right: 24, top: 70, bottom: 44 },
+      grid: { left: 64, right: spec.y2Name ? 64 : 24, top: 70, bottom: 44 },
       xAxis: spec.xCategory
         ? { type: "category", data: spec.xCategory, name: spec.xName ?? "", nameLocation: "middle", nameGap: 28 }
         : { type: "value", name: spec.xName ?? "seconds since start", nameLocation: "middle", nameGap: 28, min: 0 },
-      yAxis: { type: spec.yLog ? "log" : "value", name: spec.yName, nameTextStyle: { align: "left" } },
+      yAxis: [
+        { type: spec.yLog ? "log" : "value", name: spec.yName, nameTextStyle: { align: "left" } },
+        ...(spec.y2Name ? [{ type: "value", name: spec.y2Name, nameTextStyle: { align: "right" }, splitLine: { show: false } }] : []),
+      ],
       series: spec.series.map((s, i) => ({
         name: s.name,
         type: s.kind ?? "line",
         data: s.data,
         stack: s.stack,
+        yAxisIndex: s.axis ?? 0,
         showSymbol: s.kind === "scatter",
         symbolSize: 6,
         connectNulls: false,
