@@ -75,6 +75,11 @@ describe("catalog edge", () => {
     expect(unknown.json()).toMatchObject({ error: "UNKNOWN_PROPERTY", property: "salePriceCents" });
     const { rows } = await pool.query("SELECT list_price_cents FROM products WHERE id = $1", [p.id]);
     expect(rows[0].list_price_cents).toBe(500);
+    // Query strings may coerce ("5" is a limit) but may not carry unknown properties either.
+    expect((await app.inject({ url: "/products?limit=5" })).statusCode).toBe(200);
+    const q = await app.inject({ url: "/products?limit=5&sort=price" });
+    expect(q.statusCode).toBe(400);
+    expect(q.json()).toMatchObject({ error: "UNKNOWN_PROPERTY", property: "sort" });
   });
 
   it("DELETE /admin/products/:id removes a product sitting in carts (noted there), refuses one in orders", async () => {
