@@ -1,5 +1,5 @@
 import net from "node:net";
-import { runId, type ServiceProcess, spawnService } from "@flashsale/testkit";
+import { runId, type ServiceProcess, spawnService, waitFor } from "@flashsale/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 /**
@@ -12,6 +12,7 @@ const REQUEST_TIMEOUT_MS = 1_500;
 const HEADERS_TIMEOUT_MS = 1_000;
 const KEEP_ALIVE_TIMEOUT_MS = 1_000;
 const MAX_REQUESTS_PER_SOCKET = 3;
+const MAX_CONNECTIONS = 20;
 // Node checks the timeouts on a sweep (service-base: every 250 ms at these settings) plus scheduling slack.
 const SLACK_MS = 750;
 // Node keeps an idle keep-alive socket up to 1 s past keepAliveTimeout (measured: plain node:http does too).
@@ -22,6 +23,7 @@ const env = {
   HTTP_HEADERS_TIMEOUT_MS: String(HEADERS_TIMEOUT_MS),
   HTTP_KEEP_ALIVE_TIMEOUT_MS: String(KEEP_ALIVE_TIMEOUT_MS),
   HTTP_MAX_REQUESTS_PER_SOCKET: String(MAX_REQUESTS_PER_SOCKET),
+  HTTP_MAX_CONNECTIONS: String(MAX_CONNECTIONS),
 };
 const services: Record<string, ServiceProcess> = {};
 
@@ -143,6 +145,24 @@ describe("bounded request lifetimes (real processes, HTTP_* config)", () => {
       expect(res.closedAfterMs).toBeLessThanOrEqual(HEADERS_TIMEOUT_MS + SLACK_MS);
     },
   );
+
+  it.each(["checkout", "catalog", "invalidator"])("%s: beyond HTTP_MAX_CONNECTIONS a new connection is closed at once", async (name) => {
+    const svc = services[name] as ServiceProcess;
+    // MAX silent connections (each is cut by the headers timeout later), then one more.
+    const held = Array.from({ length: MAX_CONNECTIONS }, () => trickle(svc.url, "", "", 60_000, 10_000));
+    const { port } = new URL(svc.url);
+    await waitFor(
+      async () => {
+        // A connect past the limit still completes in the kernel; the server then closes it unanswered.
+        const extra = await trickle(svc.url, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", "", 60_000, 3_000);
+        return extra.received === "" && extra.closedAfterMs < 500 ? true : undefined;
+      },
+      { timeoutMs: 5_000, intervalMs: 20, what: `${name} to refuse connection ${MAX_CONNECTIONS + 1} (port ${port})` },
+    );
+    const all = await Promise.all(held);
+    // The held ones were served by the headers timeout, not refused.
+    expect(all.every((r) => r.closedAfterMs >= HEADERS_TIMEOUT_MS - 50)).toBe(true);
+  });
 
   it.each(["checkout", "catalog", "invalidator"])(
     "%s: a keep-alive connection serves HTTP_MAX_REQUESTS_PER_SOCKET requests, and an idle one closes after HTTP_KEEP_ALIVE_TIMEOUT_MS (+ Node's 1 s buffer)",
