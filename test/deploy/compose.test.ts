@@ -101,3 +101,50 @@ describe("docker-compose.yml", () => {
     expect(services.kafka?.image).toBe(`apache/kafka:${pomVersion("kafka.version")}`);
   });
 });
+
+describe("Dockerfile", () => {
+  // BuildKit's own front end (deploy/tools/compose/dockerfile-lint): every stage converted and the
+  // checks of `docker build --check`; base images are answered offline, never fetched.
+  let lint: string;
+  beforeAll(() => {
+    lint = goTool("dockerfile-lint");
+  });
+
+  it("passes BuildKit's Dockerfile checks with no warning", () => {
+    const r = run(lint, ["Dockerfile"]);
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(0);
+  });
+
+  it("the same check fails on a broken Dockerfile", () => {
+    const dir = mkdtempSync(`${tmpdir()}/flashsale-dockerfile-`);
+    const original = readFileSync(`${ROOT}Dockerfile`, "utf8");
+    const cases: Array<[string, RegExp]> = [
+      [original.replace("FROM fetch AS build", "FROM fetch AS prod"), /Duplicate stage name|DuplicateStageName/],
+      [original.replace("FROM fetch AS build", "FROM fetch as build"), /FromAsCasing/],
+      [
+        original
+          .replace('CMD ["node", "--import"', "CMD node --import")
+          .replace('"services/catalog/src/main.ts"]', "services/catalog/src/main.ts"),
+        /JSONArgsRecommended/,
+      ],
+    ];
+    for (const [text, expected] of cases) {
+      expect(text).not.toBe(original);
+      writeFileSync(`${dir}/Dockerfile`, text);
+      const r = run(lint, [`${dir}/Dockerfile`]);
+      expect(r.status).not.toBe(0);
+      expect(r.stderr).toMatch(expected);
+    }
+  });
+
+  it("builds a non-root runtime with a HEALTHCHECK and installs only production dependencies there", () => {
+    const text = readFileSync(`${ROOT}Dockerfile`, "utf8");
+    const runtime = text.slice(text.indexOf("AS runtime"));
+    expect(runtime).toMatch(/^USER node$/m);
+    expect(runtime).toMatch(/^HEALTHCHECK /m);
+    expect(runtime).not.toMatch(/pnpm|tsx/);
+    expect(text).toMatch(/^RUN pnpm fetch$/m);
+    expect(text).toMatch(/pnpm install --offline --frozen-lockfile --prod/);
+  });
+});
