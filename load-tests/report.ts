@@ -267,7 +267,7 @@ export interface ChartSpec {
   height?: number;
 }
 
-const PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#4b5563", "#65a30d", "#9333ea"];
+export const PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#4b5563", "#65a30d", "#9333ea"];
 
 /** One chart as an SVG string (ECharts' server-side renderer: no DOM, no script in the output). */
 export function renderChart(spec: ChartSpec): string {
