@@ -13,8 +13,6 @@ export { invalidateEntity } from "./invalidate.ts";
 export { type EntityKeys, entityKeys, type KeyPart, keyPrefix, type ParsedKey, parseKey, scanPattern } from "./keys.ts";
 export { type L1Entry, L1Store } from "./l1.ts";
 export { L1Invalidations } from "./l1-invalidations.ts";
-export { PlainCache } from "./plain-cache.ts";
-export { ProtocolCache } from "./protocol-cache.ts";
 export { createRedisClient, masterNodes, type RedisClient, type RedisClientOptions, redisReady } from "./redis-client.ts";
 export { type ReserveResult, StockGate, type StockGateOptions } from "./stock-gate.ts";
 export { jitteredTtlMs } from "./ttl.ts";

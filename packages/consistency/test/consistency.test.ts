@@ -1,4 +1,4 @@
-import { entityKeys } from "@flashsale/cache";
+import { encodeEntry, entityKeys } from "@flashsale/cache";
 import { insertProduct, pgPool, redisClient, runId } from "@flashsale/testkit";
 import type { Redis } from "ioredis";
 import type pg from "pg";
@@ -20,10 +20,10 @@ afterAll(async () => {
   await Promise.all([pool.end(), redis.quit()]);
 });
 
-/** Writes a cache entry the way VersionedCache does (envelope with the product). */
+/** Writes a cache entry in the stored format (packages/cache entry.ts) with the product's checked fields. */
 async function cache(id: number, version: number, priceCents: number) {
-  const env = { version, storedAt: Date.now(), expiresAt: Date.now() + 60_000, delta: 1, value: { id, version, priceCents } };
-  await redis.set(entityKeys(SCHEMA, "product", id).value, JSON.stringify(env), "PX", 60_000);
+  const entry = { version, storedAt: Date.now(), expiresAt: Date.now() + 60_000, delta: 1, value: { id, version, priceCents } };
+  await redis.set(entityKeys(SCHEMA, "product", id).value, encodeEntry(entry), "PX", 60_000);
 }
 
 describe("checkCacheConsistency", () => {
