@@ -50,3 +50,15 @@ say "installing node dependencies (pnpm install --frozen-lockfile)"
 pnpm install --frozen-lockfile --reporter=silent
 say "generating the Prisma client (offline)"
 pnpm --silent db:generate >/dev/null
+
+# Debian's Chromium and Prometheus for test/observability.e2e.test.ts (the load-test report
+# rendered headless; the dashboard's queries against a native Prometheus). As root only; without
+# root and without them, that test says what is missing and skips.
+missing_pkgs=()
+[ -x /usr/bin/chromium ] || missing_pkgs+=(chromium)
+command -v prometheus >/dev/null || missing_pkgs+=(prometheus)
+if [ "${#missing_pkgs[@]}" -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  say "installing ${missing_pkgs[*]} (apt-get)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing_pkgs[@]}" >/dev/null ||
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing_pkgs[@]}" >/dev/null; }
+fi
