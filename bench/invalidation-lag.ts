@@ -5,7 +5,7 @@
  *
  *   pnpm exec tsx bench/invalidation-lag.ts [updates=300]
  *
- * Writes bench/results/invalidation-lag.{json,md}.
+ * Writes bench/results/invalidation-lag.{json,md}; `pnpm exec tsx bench/charts.ts` draws its distribution.
  */
 import { writeFile } from "node:fs/promises";
 import { productKeys } from "@flashsale/product-cache";
@@ -47,6 +47,8 @@ const summary = {
     max: round(Math.max(...lags)),
     min: round(Math.min(...lags)),
   },
+  /** Every measured lag in run order, for the distribution chart (bench/charts.ts). */
+  samplesMs: lags.map(round),
 };
 await writeFile(new URL("./results/invalidation-lag.json", import.meta.url), `${JSON.stringify(summary, null, 2)}\n`);
 await writeFile(
