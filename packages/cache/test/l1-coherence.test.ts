@@ -88,6 +88,33 @@ describe("L1 coherence", () => {
     expect(sawOldAfterBoundary).toBe(false);
   });
 
+  it("keeps the L1s of two live schema versions coherent over one channel (a rolling deploy)", async () => {
+    const id = 4;
+    const redis = redisClient();
+    const versions = [SCHEMA, SCHEMA + 1];
+    const invalidations = new L1Invalidations(redis, versions.map(keyPrefix));
+    await invalidations.start();
+    closers.push(
+      () => invalidations.stop(),
+      () => redis.quit(),
+    );
+    await waitFor(async () => (invalidations.isUp ? true : undefined), { timeoutMs: 5_000, what: "tracking channel" });
+    const caches = versions.map((v) => testCache(redis, v, { l1: { invalidations, ttlMs: 60_000 } }));
+    let dbVersion = 1;
+    const row = () => ({ id, version: dbVersion, validUntil: null });
+    for (const c of caches) await untilL1(c, id, row);
+
+    dbVersion = 2;
+    for (const v of versions) await invalidateEntity(admin, { schemaVersion: v, entity: "product", id, version: 2, fenceTtlMs: 60_000 });
+    for (const c of caches) {
+      await waitFor(async () => ((await c.get(id, async () => row())).value?.version === 2 ? true : undefined), {
+        timeoutMs: 1_000,
+        intervalMs: 1,
+        what: "every version's L1 to drop version 1",
+      });
+    }
+  });
+
   it("switches L1 off while its invalidation channel is down, flushes it, and back on after reconnecting", async () => {
     const redis = new PrivateRedis(16_400 + Math.floor(Math.random() * 500));
     await redis.start();
