@@ -289,7 +289,15 @@ export function renderChart(spec: ChartSpec): string {
       legend: { top: 28, type: "plain", data: spec.series.map((s) => s.name) },
       grid: { left: 64, right: spec.y2Name ? 64 : 24, top: 70, bottom: 44 },
       xAxis: spec.xCategory
-        ? { type: "category", data: spec.xCategory, name: spec.xName ?? "", nameLocation: "middle", nameGap: 28 }
+        ? {
+            type: "category",
+            data: spec.xCategory,
+            name: spec.xName ?? "",
+            nameLocation: "middle",
+            nameGap: 28,
+            // Every category named, wrapped to its slot.
+            axisLabel: { interval: 0, width: Math.floor(((spec.width ?? 900) - 120) / spec.xCategory.length) - 8, overflow: "break" },
+          }
         : { type: "value", name: spec.xName ?? "seconds since start", nameLocation: "middle", nameGap: 28, min: 0 },
       yAxis: [
         { type: spec.yLog ? "log" : "value", name: spec.yName, nameTextStyle: { align: "left" } },
