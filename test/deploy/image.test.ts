@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { runId, TEST_ENV, testServiceEnv, waitFor } from "@flashsale/testkit";
+import { Kafka, logLevel } from "kafkajs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ROOT, run } from "./tools.ts";
 
@@ -12,6 +13,11 @@ import { ROOT, run } from "./tools.ts";
 
 const TREE = `${ROOT}.state/image-rehearsal`;
 const SECRET = "a-real-admin-secret-0123456789";
+// The invalidator started here consumes topics and a group of its own (deleted afterwards), so it
+// never applies the test stack's events a second time (stock-gate writes are not fenced).
+const TAG = runId();
+const TOPIC_PREFIX = `imagetest_${TAG}`;
+const GROUP = `imagetest-${TAG}`;
 let installMs = 0;
 const procs: ChildProcess[] = [];
 
@@ -111,6 +117,20 @@ afterAll(async () => {
   for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill("SIGTERM");
   await Promise.all(procs.map((p) => exitOf(p, 10_000).catch(() => p.kill("SIGKILL"))));
   rmSync(TREE, { recursive: true, force: true });
+  const admin = new Kafka({
+    brokers: TEST_ENV.kafkaBrokers,
+    logLevel: logLevel.NOTHING,
+    connectionTimeout: 5_000,
+    requestTimeout: 10_000,
+  }).admin();
+  await admin.connect();
+  try {
+    const ours = (await admin.listTopics()).filter((t) => t.startsWith(`${TOPIC_PREFIX}.`));
+    if (ours.length > 0) await admin.deleteTopics({ topics: ours, timeout: 10_000 });
+    await admin.deleteGroups([GROUP]).catch(() => {});
+  } finally {
+    await admin.disconnect();
+  }
 });
 
 describe("the image's production tree", () => {
@@ -146,15 +166,15 @@ describe("the image's production tree", () => {
   });
 
   it("starts all three services with Node's type stripping, as the app role, and they serve", async () => {
-    const tag = runId();
+    const tag = TAG;
     const schema = String(20_000 + Math.floor(Math.random() * 10_000));
     const [cp, kp, ip] = [await freePort(), await freePort(), await freePort()];
     const catalog = await ready("catalog", cp, { ADMIN_TOKEN: SECRET, CACHE_SCHEMA_VERSION: schema });
     const checkout = await ready("checkout", kp, { CACHE_SCHEMA_VERSION: schema });
     const invalidator = await ready("invalidator", ip, {
       CACHE_SCHEMA_VERSION: schema,
-      KAFKA_GROUP_ID: `image-rehearsal-${tag}`,
-      KAFKA_NEW_GROUP_START: "latest",
+      KAFKA_GROUP_ID: GROUP,
+      KAFKA_TOPIC_PREFIX: TOPIC_PREFIX,
       CONSISTENCY_CHECK_INTERVAL_MS: "0",
     });
     const admin = { authorization: `Bearer ${SECRET}`, "content-type": "application/json" };
