@@ -1,6 +1,21 @@
 import { createHash, timingSafeEqual } from "node:crypto";
-import type { FastifyRequest } from "fastify";
-import { HttpError } from "./errors.ts";
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import { ADMIN_SECURITY_SCHEME, documentedResponse } from "./contract.ts";
+import { errorBodySchema, HttpError } from "./errors.ts";
+
+/**
+ * Every route this plugin context registers from now on needs the admin bearer token, and its
+ * OpenAPI entry says so (security scheme + 401): the check and its documentation in one call.
+ */
+export function protectWithBearer(app: FastifyInstance, token: string): void {
+  app.addHook("preHandler", requireBearer(token));
+  app.addHook("onRoute", (route) => {
+    route.schema ??= {};
+    const schema = route.schema as { security?: unknown; response?: Record<string, unknown> };
+    schema.security = [{ [ADMIN_SECURITY_SCHEME]: [] }];
+    schema.response = { ...schema.response, 401: documentedResponse(errorBodySchema, "UNAUTHORIZED: no or wrong bearer token") };
+  });
+}
 
 /**
  * preHandler for admin routes: `Authorization: Bearer <token>`, compared in

@@ -10,8 +10,8 @@ import { REQUEST_ID_HEADER } from "./observability.ts";
  * shared service code sends on any route, so no route has to repeat it and none can forget it:
  * - `X-Request-Id` on every answer (observability.ts);
  * - 400 `VALIDATION_FAILED`/`UNKNOWN_PROPERTY` where the route validates input, 413/415 where it
- *   takes a body, 500 `INTERNAL` (a bug, logged) and 503 `DB_UNAVAILABLE`/`OVERLOADED` with
- *   `Retry-After` everywhere (errors.ts);
+ *   takes a body, 409 `CONFLICT` on writes, 500 `INTERNAL` (a bug, logged) and 503
+ *   `DB_UNAVAILABLE`/`OVERLOADED` with `Retry-After` everywhere (errors.ts);
  * - an operationId (method + path) and a tag (the first path segment) unless the route sets its own.
  * Route-specific answers (404, 409, 304, `X-Cache`, …) stay declared by the route itself.
  */
@@ -64,6 +64,8 @@ function completeRouteContract(route: RouteOptions): void {
     response["413"] ??= errorResponse("PAYLOAD_TOO_LARGE");
     response["415"] ??= errorResponse("UNSUPPORTED_MEDIA_TYPE");
   }
+  // A write can meet a uniqueness or reference conflict the route does not name (errors.ts: CONFLICT).
+  if (method !== "GET" && method !== "HEAD") response["409"] ??= errorResponse("CONFLICT: the write conflicts with existing data");
   response["500"] ??= errorResponse("INTERNAL: an unexpected failure (logged with the request id)");
   response["503"] ??= errorResponse("DB_UNAVAILABLE or OVERLOADED", retryAfter);
   schema.response = response;

@@ -1,10 +1,11 @@
 import AjvCompiler from "@fastify/ajv-compiler";
-import swagger from "@fastify/swagger";
 import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from "fastify";
 import type { Registry } from "prom-client";
 import { clientErrorHandler, countClientAborts, requestTimeoutCounter } from "./client-errors.ts";
+import { installApiContract } from "./contract.ts";
 import { trackDbQueriesPerRequest } from "./db-queries.ts";
 import { installErrorHandling } from "./errors.ts";
+import { installRequestObservability, requestIdFor } from "./observability.ts";
 
 export interface ReadinessCheck {
   name: string;
@@ -15,6 +16,8 @@ export interface ReadinessCheck {
 
 export interface ServiceBaseOptions {
   title: string;
+  /** The OpenAPI document's description (what the service is for). */
+  description?: string;
   logger: FastifyServerOptions["loggerInstance"];
   metrics: Registry;
   readiness: ReadinessCheck[];
@@ -84,8 +87,8 @@ function strictBodyValidators(): { buildValidator: AjvCompiler.BuildCompilerFrom
 const READINESS_TIMEOUT_MS = 1_000;
 
 /**
- * The part every flashsale service shares: JSON errors with codes, OpenAPI at
- * /docs/json, /healthz (process up), /readyz (dependencies reachable, each
+ * The part every flashsale service shares: JSON errors with codes, request ids and RED
+ * metrics, OpenAPI at /docs/json with its reference page at /docs, /healthz (process up), /readyz (dependencies reachable, each
  * check bounded by a timeout) and /metrics (Prometheus text).
  */
 export async function createServiceBase(opts: ServiceBaseOptions): Promise<FastifyInstance> {
@@ -109,6 +112,7 @@ export async function createServiceBase(opts: ServiceBaseOptions): Promise<Fasti
     },
     clientErrorHandler: clientErrorHandler(timeouts),
     trustProxy: limits.trustedProxies.length > 0 ? limits.trustedProxies : false,
+    genReqId: requestIdFor,
     schemaController: { compilersFactory: strictBodyValidators() },
     // Per-request log lines would dominate a flash sale's logs; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
@@ -117,8 +121,8 @@ export async function createServiceBase(opts: ServiceBaseOptions): Promise<Fasti
   installErrorHandling(app, opts.metrics);
   countClientAborts(app, opts.metrics);
   if (opts.trackDbQueries) trackDbQueriesPerRequest(app, opts.metrics);
-  await app.register(swagger, { openapi: { info: { title: opts.title, version: "1.0.0" } } });
-  app.get("/docs/json", { schema: { hide: true } }, async () => app.swagger());
+  installRequestObservability(app, opts.metrics);
+  await installApiContract(app, { title: opts.title, description: opts.description ?? opts.title });
 
   app.get("/healthz", { schema: { hide: true } }, async () => ({ status: "ok" }));
   app.get("/readyz", { schema: { hide: true } }, async (_req, reply) => {

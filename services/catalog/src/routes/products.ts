@@ -1,11 +1,36 @@
 import { findProduct, listProducts, type Product } from "@flashsale/db";
-import { errorBodySchema, HttpError } from "@flashsale/http";
+import { documentedResponse, errorBodySchema, HttpError } from "@flashsale/http";
 import { isBulkheadRejectedError } from "cockatiel";
 import type { FastifyInstance } from "fastify";
 import type { CatalogDeps } from "../app.ts";
 import { productIdParams, productSchema } from "../product-schema.ts";
 
 const MAX_PAGE = 100;
+
+const xCache = {
+  "x-cache": {
+    type: "string",
+    enum: ["HIT-L1", "HIT", "MISS", "STALE", "BYPASS"],
+    description: "which tier answered (README: the consistency protocol)",
+  },
+};
+const cachedReadHeaders = {
+  ...xCache,
+  etag: { type: "string", description: 'the row version, quoted: "<version>"' },
+  age: { type: "string", description: "seconds since the cached value was read from Postgres" },
+  "cache-control": { type: "string", description: "no-cache: revalidate with If-None-Match" },
+};
+const getProductSchema = {
+  operationId: "getProduct",
+  summary: "A product, read through the cache",
+  params: productIdParams,
+  headers: { type: "object", properties: { "if-none-match": { type: "string", description: "an ETag from an earlier answer" } } },
+  response: {
+    200: documentedResponse(productSchema, "the product at its effective price now", cachedReadHeaders),
+    304: documentedResponse({ type: "null" }, "Not Modified: the If-None-Match version is current", cachedReadHeaders),
+    404: documentedResponse(errorBodySchema, "NOT_FOUND", xCache),
+  },
+};
 
 /**
  * Cache read. A full fallback queue is 503 OVERLOADED; any other failure goes to the
@@ -25,27 +50,25 @@ async function readThroughCache(deps: CatalogDeps, id: number) {
 
 /** Public reads. `GET /products/:id` is cache-aside; listing reads Postgres directly. */
 export async function productRoutes(app: FastifyInstance, deps: CatalogDeps): Promise<void> {
-  app.get<{ Params: { id: string } }>(
-    "/products/:id",
-    { schema: { params: productIdParams, response: { 200: productSchema, 404: errorBodySchema } } },
-    async (request, reply) => {
-      const id = Number(request.params.id);
-      const read = await readThroughCache(deps, id);
-      if (!read.value) {
-        reply.header("x-cache", read.source);
-        throw new HttpError(404, "NOT_FOUND", `product ${id} not found`);
-      }
-      const etag = `"${read.value.version}"`;
-      reply.headers({ "x-cache": read.source, age: String(Math.floor(read.ageMs / 1000)), etag, "cache-control": "no-cache" });
-      if (request.headers["if-none-match"] === etag) return reply.status(304).send();
-      return read.value satisfies Product;
-    },
-  );
+  app.get<{ Params: { id: string } }>("/products/:id", { schema: getProductSchema }, async (request, reply) => {
+    const id = Number(request.params.id);
+    const read = await readThroughCache(deps, id);
+    if (!read.value) {
+      reply.header("x-cache", read.source);
+      throw new HttpError(404, "NOT_FOUND", `product ${id} not found`);
+    }
+    const etag = `"${read.value.version}"`;
+    reply.headers({ "x-cache": read.source, age: String(Math.floor(read.ageMs / 1000)), etag, "cache-control": "no-cache" });
+    if (request.headers["if-none-match"] === etag) return reply.status(304).send();
+    return read.value satisfies Product;
+  });
 
   app.get<{ Querystring: { limit?: number; cursor?: string } }>(
     "/products",
     {
       schema: {
+        operationId: "listProducts",
+        summary: "Products by id, a page at a time (keyset: pass nextCursor back as cursor)",
         querystring: {
           type: "object",
           properties: {
