@@ -194,7 +194,7 @@ export async function runLoadTest(o: RunOptions): Promise<RunResult> {
       ...((setupData.ids as number[] | undefined) ?? []),
       ...(setupData.id !== undefined ? [setupData.id as number] : []),
     ];
-    const scoped = o.scope === "run";
+    const scoped = (o.scope ?? process.env.LOAD_SCOPE) === "run";
     const fullCheck = await checkCacheConsistency({
       redis,
       pool,
@@ -235,6 +235,7 @@ export async function runLoadTest(o: RunOptions): Promise<RunResult> {
       scenario: o.scenario,
       generator,
       env: o.env,
+      targets: urls,
       startedAt: startedAt.toISOString(),
       durationS: Math.round(durationS * 10) / 10,
       requests: httpPoints.length,
@@ -314,6 +315,7 @@ export async function runLoadTest(o: RunOptions): Promise<RunResult> {
         : ""
     }`;
     const generatorText = generator === "native" ? "native runner (Node + undici)" : "k6";
+    const targetsText = `catalog ${urls.catalog}, checkout ${urls.checkout}, invalidator ${urls.invalidator}`;
 
     const tl = buildTimeline(points, scrapes, startedAt.getTime(), setupData.marks ?? []);
     const series = (rec: Record<string, [number, number | null][]>, kind?: "bar", stack?: string) =>
@@ -373,7 +375,7 @@ export async function runLoadTest(o: RunOptions): Promise<RunResult> {
 
     const html = renderHtml({
       title: `${o.scenario} — ${runOk ? "PASS" : "FAIL"}`,
-      subtitle: `${summary.startedAt}, ${summary.durationS} s, ${generatorText}; command: ${command}. ${marks.map((m) => `${m.label} at ${fmt(m.x)} s (dashed line)`).join("; ")}`,
+      subtitle: `${summary.startedAt}, ${summary.durationS} s, ${generatorText}; command: ${command}; targets: ${targetsText}. ${marks.map((m) => `${m.label} at ${fmt(m.x)} s (dashed line)`).join("; ")}`,
       verdicts,
       tables: [
         htmlTable(
@@ -417,7 +419,7 @@ export async function runLoadTest(o: RunOptions): Promise<RunResult> {
     const md = [
       `# ${o.scenario} (${summary.startedAt})`,
       "",
-      `Command: \`${command}\` — generator: ${generatorText}; everything on one 2-core machine (load generator, services, Postgres, Redis, Kafka, Connect). Charts: [${o.scenario}.html](${o.scenario}.html).`,
+      `Command: \`${command}\` — generator: ${generatorText}; targets: ${targetsText}; everything on one 2-core machine (load generator, services, Postgres, Redis, Kafka, Connect). Charts: [${o.scenario}.html](${o.scenario}.html).`,
       "",
       "| requests | req/s | failed (5xx/transport) | wrong-price orders | oversold (stock < 0) | stale sale reads | consistency: stale keys after run |",
       "|---|---|---|---|---|---|---|",
