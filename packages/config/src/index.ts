@@ -36,7 +36,8 @@ const common = {
   HTTP_REQUEST_TIMEOUT_MS: ms.default(30_000),
   HTTP_IDLE_TIMEOUT_MS: ms.default(60_000),
   HTTP_KEEP_ALIVE_TIMEOUT_MS: ms.default(10_000),
-  HTTP_MAX_REQUESTS_PER_SOCKET: z.coerce.number().int().min(1).default(1_000),
+  /** 0 = no limit (Node's default): past the limit Node answers 503 to a client that ignores Connection: close. */
+  HTTP_MAX_REQUESTS_PER_SOCKET: z.coerce.number().int().min(0).default(0),
   HTTP_MAX_CONNECTIONS: z.coerce.number().int().min(1).default(10_000),
   /**
    * Addresses/CIDRs (or loopback, uniquelocal, …) of the proxies in front whose X-Forwarded-For

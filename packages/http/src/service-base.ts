@@ -45,7 +45,12 @@ export interface HttpLimits {
   idleTimeoutMs: number;
   /** An idle keep-alive connection is closed after this; a proxy in front must use a shorter idle timeout. */
   keepAliveTimeoutMs: number;
-  /** Requests served on one keep-alive connection before it is closed. */
+  /**
+   * Requests served on one keep-alive connection before it is closed (0 = no limit). A limit
+   * helps a load balancer rebalance long-lived connections, but Node answers 503 to requests a
+   * client sends past it on the same socket after `Connection: close` (autocannon does), so it is
+   * off unless configured.
+   */
   maxRequestsPerSocket: number;
   /** Open connections per process; beyond it new sockets are closed at once (file descriptors stay for Redis/Postgres). */
   maxConnections: number;
@@ -61,7 +66,7 @@ export const DEFAULT_HTTP_LIMITS: HttpLimits = {
   requestTimeoutMs: 30_000,
   idleTimeoutMs: 60_000,
   keepAliveTimeoutMs: 10_000,
-  maxRequestsPerSocket: 1_000,
+  maxRequestsPerSocket: 0,
   maxConnections: 10_000,
   trustedProxies: [],
 };
