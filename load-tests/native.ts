@@ -155,8 +155,10 @@ export async function runNative(s: Scenario, env: Record<string, string | undefi
     let allocated = 0;
     let launched = 0;
     const running = new Set<Promise<void>>();
+    // As in k6, the first iteration starts at t=0 and iteration i at the instant the integral reaches i.
+    const total = Math.ceil(due(totalMs) - 1e-9);
     while (elapsed() < totalMs) {
-      const target = Math.floor(due(elapsed()));
+      const target = Math.min(Math.floor(due(elapsed())) + 1, total);
       while (launched < target) {
         launched++;
         let vu = freeVus.pop();

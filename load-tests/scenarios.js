@@ -32,7 +32,8 @@ function shapes(env) {
           stages: [
             { duration: `${quarter}s`, target: peak },
             { duration: `${half}s`, target: peak },
-            { duration: `${flashDuration - 2 * quarter - half}s`, target: 5 },
+            // Ramp down over the rest, so the shoppers run as long as the browsers (DURATION_S).
+            { duration: `${flashDuration - quarter - half}s`, target: 5 },
           ],
         },
         browsers: {
