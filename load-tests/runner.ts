@@ -103,6 +103,8 @@ export async function runLoadTest(o: RunOptions): Promise<RunResult> {
   // Raw samples live under the results folder (git-ignored) so the k6 container can write them too.
   const rawDir = join(ROOT, "load-tests/results/.raw", `${o.scenario}-${process.pid}-${Date.now()}`);
   await mkdir(rawDir, { recursive: true });
+  // The k6 image runs as its own unprivileged user: it must be able to write its samples here.
+  if (generator === "docker") await chmod(rawDir, 0o777);
   const samplesPath = join(rawDir, "samples.ndjson");
   const summaryPath = join(rawDir, "summary.json");
 
