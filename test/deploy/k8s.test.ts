@@ -4,12 +4,14 @@ import { goTool, ROOT, run } from "./tools.ts";
 
 // deploy/k8s rendered by kustomize and checked by deploy/tools/k8s-validate: built-in kinds are
 // decoded strictly into their k8s.io/api types (unknown fields, wrong types, bad quantities fail)
-// plus selector/probe/reference/resource checks; the operators' custom resources only by kind and
-// name (their schemas cannot be fetched here). Then the settings the design depends on.
+// plus selector/probe/reference/resource checks; Strimzi's resources against Strimzi's own API model
+// (deploy/tools/strimzi-validate); CloudNativePG's and redis-operator's only by kind and name (no
+// schema or model of theirs can be fetched here). Then the settings the design depends on.
 
 const EXTERNAL = ["flashsale-secrets", "flashsale-pg-owner", "flashsale-pg-app", "flashsale-pg-debezium"];
 let kustomize: string;
 let validator: string;
+let strimzi: string;
 
 interface K8sDoc {
   apiVersion: string;
@@ -41,7 +43,22 @@ type Any = any;
 beforeAll(() => {
   kustomize = goTool("kustomize");
   validator = goTool("k8s-validate");
+  strimzi = goTool("strimzi-validate");
 });
+
+function set(o: Any, key: string, value: unknown): void {
+  o[key] = value;
+}
+function renameKey(o: Any, from: string, to: string): void {
+  o[to] = o[from];
+  delete o[from];
+}
+
+/** Strimzi's model on the rendered documents (stderr without SLF4J's start-up notes). */
+function strimziCheck(docs: K8sDoc[] | string): { status: number | null; stdout: string; stderr: string } {
+  const r = run(strimzi, [], { input: typeof docs === "string" ? docs : JSON.stringify(docs) });
+  return { ...r, stderr: r.stderr.replace(/^SLF4J.*\n/gm, "") };
+}
 
 describe("deploy/k8s", () => {
   let prod: K8sDoc[];
@@ -122,6 +139,29 @@ describe("deploy/k8s", () => {
     const secret = find(local, "Secret", "flashsale-secrets");
     const url = Buffer.from(String(secret.data?.DATABASE_URL), "base64").toString();
     expect(new URL(url).username).toBe("flashsale_app");
+  });
+
+  it("Strimzi's resources match Strimzi's API model (kafka.strimzi.io/v1), and broken ones do not", () => {
+    for (const docs of [prod, local]) {
+      const r = strimziCheck(docs);
+      expect(r.stderr).toBe("");
+      expect(r.stdout).toMatch(/^ok: 4 Strimzi resources match api-[\d.]+\.jar/);
+    }
+    // Each case breaks one Strimzi resource of the production render.
+    const broken: Array<[(docs: Any[]) => void, RegExp]> = [
+      [(d) => renameKey(find(d, "KafkaConnector", "flashsale-pg").spec, "tasksMax", "taskMax"), /unknown field \.spec\.taskMax/],
+      [(d) => delete find(d, "KafkaConnect", "flashsale-connect").spec?.groupId, /missing field \.spec\.groupId/],
+      [(d) => set(find(d, "KafkaConnector", "flashsale-pg").spec, "tasksMax", 0), /tasksMax = 0 is below its minimum 1/],
+      [(d) => set(find(d, "Kafka", "flashsale"), "apiVersion", "kafka.strimzi.io/v1beta2"), /is not served by Strimzi's API/],
+      [(d) => set(find(d, "KafkaConnect", "flashsale-connect").spec, "replicas", "two"), /not a valid `int` value/],
+    ];
+    for (const [breakIt, expected] of broken) {
+      const docs = structuredClone(prod) as Any[];
+      breakIt(docs);
+      const r = strimziCheck(docs);
+      expect(r.status, String(expected)).not.toBe(0);
+      expect(r.stderr).toMatch(expected);
+    }
   });
 
   it("runs the infrastructure through its operators with the native stack's settings", () => {

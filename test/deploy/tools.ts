@@ -3,7 +3,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 export const ROOT = new URL("../../", import.meta.url).pathname;
 
 /** Path of a tool scripts/go-tool builds once into .state/bin. */
-export function goTool(name: "compose" | "dockerfile-lint" | "kustomize" | "k8s-validate"): string {
+export function goTool(name: "compose" | "dockerfile-lint" | "kustomize" | "k8s-validate" | "strimzi-validate"): string {
   return execFileSync(`${ROOT}scripts/go-tool`, [name], {
     encoding: "utf8",
     stdio: ["ignore", "pipe", "inherit"],

@@ -3,8 +3,9 @@
 // unknown or misspelt field, a wrong type or an unparsable quantity is an error), then checked for
 // what this project relies on: selectors that match their pod templates, resources on every
 // container, probes on the container ports, references to ConfigMaps/Secrets/targets that exist.
-// Custom resources (operators' kinds) are only checked for apiVersion, kind and metadata.name,
-// and must be on the list below, so a misspelt kind still fails.
+// Custom resources (operators' kinds) are only checked here for apiVersion, kind and metadata.name,
+// and must be on the list below, so a misspelt kind still fails; Strimzi's get a full check from
+// deploy/tools/strimzi-validate.
 //
 //	kustomize build deploy/k8s/overlays/production | k8s-validate [-external-secret name]... [-json]
 //
@@ -36,10 +37,10 @@ import (
 // Custom resources we deploy through operators; their schemas are not checked here.
 var customKinds = map[string]bool{
 	"postgresql.cnpg.io/v1/Cluster":                   true,
-	"kafka.strimzi.io/v1beta2/Kafka":                  true,
-	"kafka.strimzi.io/v1beta2/KafkaNodePool":          true,
-	"kafka.strimzi.io/v1beta2/KafkaConnect":           true,
-	"kafka.strimzi.io/v1beta2/KafkaConnector":         true,
+	"kafka.strimzi.io/v1/Kafka":                       true,
+	"kafka.strimzi.io/v1/KafkaNodePool":               true,
+	"kafka.strimzi.io/v1/KafkaConnect":                true,
+	"kafka.strimzi.io/v1/KafkaConnector":              true,
 	"redis.redis.opstreelabs.in/v1beta2/RedisCluster": true,
 }
 
