@@ -7,7 +7,7 @@
  * k6 is never downloaded or built here: it is the user's own, or the image's.
  */
 import { spawnSync } from "node:child_process";
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join, relative } from "node:path";
 import { auditOrders, checkCacheConsistency } from "@flashsale/consistency";
 import { pgPool, productReadCount, redisClient } from "@flashsale/testkit";
