@@ -3,7 +3,7 @@
 // exist with the right type (Strimzi keeps unknown fields instead of failing, so they are looked
 // for explicitly), fields required in that apiVersion (@RequiredInVersions) must be present and
 // numbers respect @Minimum. The CRDs' other constraints (patterns, one-of) are not checked.
-//   k8s-validate -json < manifests | java -cp '.state/jars/strimzi-validate/*' Validate.java
+//   k8s-validate -json < manifests | .state/bin/strimzi-validate-<hash>   (scripts/go-tool strimzi-validate)
 // Reads a JSON array of Kubernetes objects on stdin, checks those of group kafka.strimzi.io, prints
 // one summary line; exit status 1 with one line per problem.
 import com.fasterxml.jackson.annotation.JsonIgnore;
