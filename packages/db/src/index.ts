@@ -3,5 +3,6 @@ export * from "./checkout.ts";
 export { createDb, type Db, type DbOptions } from "./client.ts";
 export { classifyDbError, type DbErrorClass, sqlState } from "./errors.ts";
 export { type Migration, migrate, readMigrations } from "./migrate.ts";
+export { type Product, productSchema } from "./product-schema.ts";
 export * from "./products.ts";
 export { DEFAULT_SEED, seed } from "./seed.ts";

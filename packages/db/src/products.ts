@@ -1,23 +1,7 @@
 import type { Db } from "./client.ts";
 import { sqlState } from "./errors.ts";
 import { Prisma } from "./generated/client.ts";
-
-/** A product as the REST contract shows it (docs/architecture.md#rest-contract). */
-export interface Product {
-  id: number;
-  sku: string;
-  name: string;
-  description: string;
-  currency: string;
-  /** The effective price at read time: the sale price inside its window, else the list price. */
-  priceCents: number;
-  listPriceCents: number;
-  sale: { priceCents: number; startsAt: string; endsAt: string } | null;
-  version: number;
-  updatedAt: string;
-  /** Next instant the price changes without a write (sale start/end); null if none is scheduled. */
-  validUntil: string | null;
-}
+import type { Product } from "./product-schema.ts";
 
 interface ProductRow {
   id: bigint;

@@ -11,7 +11,9 @@ import {
   type SuppressedOperation,
   type VersionedCache,
 } from "@flashsale/cache";
-import type { Product } from "@flashsale/db";
+import { type Product, productSchema } from "@flashsale/db";
+import { Ajv } from "ajv";
+import formats from "ajv-formats";
 
 /** The entity name in every product key: the catalog and checkout read it, the invalidator evicts it. */
 export const PRODUCT_ENTITY = "product";
@@ -75,23 +77,14 @@ export function invalidateProduct(
 }
 
 /**
- * Structural check of a cached payload. A payload written by another code version
- * (or corrupted) fails it and is treated as a miss, never served (docs/architecture.md#cache-protocol).
+ * Validation of a cached payload against the one Product schema (packages/db product-schema.ts).
+ * A payload written by another code version (a field added, renamed or retyped) or corrupted
+ * fails it and is treated as a miss, never served (docs/architecture.md#cache-protocol).
  */
+// ajv-formats is CommonJS: its function is the default export under Node, `.default` under its types.
+const addFormats = formats as unknown as typeof formats.default;
+const validateProduct = addFormats(new Ajv({ allErrors: false, strict: true, strictTypes: false })).compile(productSchema);
+
 export function isProduct(x: unknown): x is Product {
-  if (typeof x !== "object" || x === null) return false;
-  const p = x as Record<string, unknown>;
-  return (
-    Number.isSafeInteger(p.id) &&
-    typeof p.sku === "string" &&
-    typeof p.name === "string" &&
-    typeof p.description === "string" &&
-    typeof p.currency === "string" &&
-    Number.isSafeInteger(p.priceCents) &&
-    Number.isSafeInteger(p.listPriceCents) &&
-    Number.isSafeInteger(p.version) &&
-    typeof p.updatedAt === "string" &&
-    (p.validUntil === null || typeof p.validUntil === "string") &&
-    (p.sale === null || (typeof p.sale === "object" && p.sale !== undefined))
-  );
+  return validateProduct(x);
 }
