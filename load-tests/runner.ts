@@ -22,6 +22,7 @@ import {
   parseExposition,
   percentile,
   readSamples,
+  renderChart,
   renderHtml,
   type Scrape,
   seriesDelta,
@@ -458,6 +459,11 @@ export async function runLoadTest(o: RunOptions): Promise<RunResult> {
     await writeFile(files.json, `${JSON.stringify(summary, null, 2)}\n`);
     await writeFile(files.md, `${md}\n`);
     await writeFile(files.html, html);
+    // The same charts as separate SVG files, for pages that show images but not HTML (the README).
+    const chartDir = join(o.outDir, `${o.scenario}-charts`);
+    await rm(chartDir, { recursive: true, force: true });
+    await mkdir(chartDir, { recursive: true });
+    for (const c of charts) await writeFile(join(chartDir, `${c.id}.svg`), `${renderChart(c)}\n`);
     log(`\n${md}\nReport: ${files.html}`);
     return { ok: runOk, summary, files };
   } finally {

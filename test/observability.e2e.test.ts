@@ -120,6 +120,8 @@ describe("load-test run", () => {
     expect(s.negativeStockProducts).toBe(0);
     expect(s.consistency.staleBeyondGrace).toBe(0);
     for (const f of Object.values(run.files)) expect(existsSync(f), f).toBe(true);
+    for (const id of ["request-rate", "latency-p99", "hit-ratio", "invalidation-lag", "checkout-outcomes"])
+      expect(readFileSync(join(work, "results", "flash-sale-charts", `${id}.svg`), "utf8")).toMatch(/^<svg /);
     const html = readFileSync(run.files.html, "utf8");
     // Self-contained: no script, no stylesheet, no reference outside the file (only #fragment ids).
     expect(html).not.toMatch(/<script|<link|<img|\b(src|href)="(?!#)|url\((?!#)/i);
