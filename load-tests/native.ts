@@ -92,7 +92,8 @@ export async function runNative(s: Scenario, env: Record<string, string | undefi
   const ctxBase = { env, urls: s.urls };
   const setupFlow = s.flows.setup;
   if (!setupFlow) throw new Error(`scenario ${s.name} has no setup`);
-  const setupData = (await drive(setupFlow({ ...ctxBase, data: null, vu: 0, iter: 0 }), { scenario: "setup" })) as SetupData;
+  // Assigned by setup before any executor starts (see the try block at the end).
+  let setupData: SetupData = { marks: [] };
 
   /** One iteration of `exec` as VU `vu`; an exception ends the iteration (k6: "iteration interrupted"). */
   async function iterate(name: string, exec: string, vu: number, iter: number): Promise<void> {
@@ -184,6 +185,7 @@ export async function runNative(s: Scenario, env: Record<string, string | undefi
   }
 
   try {
+    setupData = (await drive(setupFlow({ ...ctxBase, data: null, vu: 0, iter: 0 }), { scenario: "setup" })) as SetupData;
     await Promise.all(Object.entries(s.executors).map(([name, e]) => runExecutor(name, e)));
   } finally {
     await samples.close();
