@@ -1,20 +1,16 @@
-import type { RedisClient, VersionedCache } from "@flashsale/cache";
-import type { Db, Product } from "@flashsale/db";
+import type { RedisClient } from "@flashsale/cache";
+import type { Db } from "@flashsale/db";
 import { createServiceBase, type HttpLimits } from "@flashsale/http";
 import { createProductCache, type ProductCacheOptions } from "@flashsale/product-cache";
 import type { Logger } from "@flashsale/telemetry";
 import type { FastifyInstance } from "fastify";
 import type { Registry } from "prom-client";
 import { cacheTelemetry } from "./cache-telemetry.ts";
+import type { CatalogDeps } from "./deps.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { productRoutes } from "./routes/products.ts";
 
-export interface CatalogDeps {
-  db: Db;
-  redis: RedisClient;
-  cache: VersionedCache<Product>;
-  adminToken: string;
-}
+export type { CatalogDeps };
 
 export interface BuildCatalogOptions {
   db: Db;
@@ -58,7 +54,7 @@ export async function buildCatalogApp(opts: BuildCatalogOptions): Promise<Fastif
       },
     ],
   });
-  await app.register(async (scope) => productRoutes(scope, deps));
-  await app.register(async (scope) => adminRoutes(scope, deps));
+  await app.register(productRoutes, { deps });
+  await app.register(adminRoutes, { deps });
   return app;
 }

@@ -1,8 +1,8 @@
+import type { FastifyPluginAsyncJsonSchemaToTs } from "@fastify/type-provider-json-schema-to-ts";
 import { createProduct, deleteProduct, importListPrices, setListPrice, setSale, UnknownProductsError } from "@flashsale/db";
 import { errorBodySchema, HttpError, protectWithBearer } from "@flashsale/http";
 import { currentTraceparent } from "@flashsale/telemetry";
-import type { FastifyInstance } from "fastify";
-import type { CatalogDeps } from "../app.ts";
+import type { CatalogDeps } from "../deps.ts";
 import { MAX_IMPORT_ROWS, parsePriceImport } from "../import-parser.ts";
 import { productIdParams, productSchema } from "../product-schema.ts";
 
@@ -15,7 +15,7 @@ const IMPORT_BODY_LIMIT = 16 * 1024 * 1024;
  * Admin writes. None of them touches the cache: every write reaches Redis through
  * Postgres -> Debezium -> Kafka -> invalidator, exactly like a raw SQL write would.
  */
-export async function adminRoutes(app: FastifyInstance, deps: CatalogDeps): Promise<void> {
+export const adminRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { deps: CatalogDeps } }> = async (app, { deps }) => {
   protectWithBearer(app, deps.adminToken);
   app.addContentTypeParser(
     ["text/csv", "application/x-ndjson", "application/jsonl"],
@@ -23,7 +23,7 @@ export async function adminRoutes(app: FastifyInstance, deps: CatalogDeps): Prom
     (_req, body, done) => done(null, body),
   );
 
-  app.put<{ Params: { id: string }; Body: { listPriceCents: number } }>(
+  app.put(
     "/admin/products/:id/price",
     {
       schema: {
@@ -40,7 +40,7 @@ export async function adminRoutes(app: FastifyInstance, deps: CatalogDeps): Prom
     },
   );
 
-  app.delete<{ Params: { id: string } }>(
+  app.delete(
     "/admin/products/:id",
     {
       schema: {
@@ -69,7 +69,7 @@ export async function adminRoutes(app: FastifyInstance, deps: CatalogDeps): Prom
     },
   );
 
-  app.post<{ Body: { sku: string; name: string; description?: string; currency?: string; listPriceCents: number; stock: number } }>(
+  app.post(
     "/admin/products",
     {
       schema: {
@@ -108,7 +108,7 @@ export async function adminRoutes(app: FastifyInstance, deps: CatalogDeps): Prom
     },
   );
 
-  app.post<{ Body: { productIds: number[]; salePriceCents?: number; percentOff?: number; startsAt: string; endsAt: string } }>(
+  app.post(
     "/admin/sales",
     {
       // Room for the schema's 10,000 ids (up to ~17 bytes each); the default 64 KiB is not.
@@ -138,6 +138,7 @@ export async function adminRoutes(app: FastifyInstance, deps: CatalogDeps): Prom
             description: "the sale is set on every product (all or nothing)",
             type: "object",
             required: ["productIds", "startsAt", "endsAt"],
+            additionalProperties: false,
             properties: {
               productIds: { type: "array", items: { type: "integer" } },
               startsAt: { type: "string", format: "date-time" },
@@ -170,7 +171,7 @@ export async function adminRoutes(app: FastifyInstance, deps: CatalogDeps): Prom
     },
   );
 
-  app.post<{ Body: string }>(
+  app.post(
     "/admin/import",
     {
       bodyLimit: IMPORT_BODY_LIMIT,
@@ -182,6 +183,7 @@ export async function adminRoutes(app: FastifyInstance, deps: CatalogDeps): Prom
             description: "what the import changed",
             type: "object",
             required: ["received", "updated", "unchanged", "unknownSkus"],
+            additionalProperties: false,
             properties: {
               received: { type: "integer" },
               updated: { type: "integer" },
@@ -202,4 +204,4 @@ export async function adminRoutes(app: FastifyInstance, deps: CatalogDeps): Prom
       return importListPrices(deps.db, rows, { traceparent: currentTraceparent() });
     },
   );
-}
+};

@@ -1,8 +1,8 @@
+import type { FastifyPluginAsyncJsonSchemaToTs } from "@fastify/type-provider-json-schema-to-ts";
 import { findProduct, listProducts, type Product } from "@flashsale/db";
 import { documentedResponse, errorBodySchema, HttpError } from "@flashsale/http";
 import { isBulkheadRejectedError } from "cockatiel";
-import type { FastifyInstance } from "fastify";
-import type { CatalogDeps } from "../app.ts";
+import type { CatalogDeps } from "../deps.ts";
 import { productIdParams, productSchema } from "../product-schema.ts";
 
 const MAX_PAGE = 100;
@@ -24,7 +24,7 @@ const getProductSchema = {
   operationId: "getProduct",
   summary: "A product, read through the cache",
   params: productIdParams,
-  headers: { type: "object", properties: { "if-none-match": { type: "string", description: "an ETag from an earlier answer" } } },
+  headers: { type: "object", properties: { "if-none-match": { type: "string", description: "an ETag from an earlier answer" } } } as const,
   response: {
     200: documentedResponse(productSchema, "the product at its effective price now", cachedReadHeaders),
     304: documentedResponse({ type: "null" }, "Not Modified: the If-None-Match version is current", cachedReadHeaders),
@@ -48,9 +48,9 @@ async function readThroughCache(deps: CatalogDeps, id: number) {
   }
 }
 
-/** Public reads. `GET /products/:id` is cache-aside; listing reads Postgres directly. */
-export async function productRoutes(app: FastifyInstance, deps: CatalogDeps): Promise<void> {
-  app.get<{ Params: { id: string } }>("/products/:id", { schema: getProductSchema }, async (request, reply) => {
+/** Public reads. `GET /products/:id` is cache-aside; listing reads Postgres directly. Types come from the schemas. */
+export const productRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { deps: CatalogDeps } }> = async (app, { deps }) => {
+  app.get("/products/:id", { schema: getProductSchema }, async (request, reply) => {
     const id = Number(request.params.id);
     const read = await readThroughCache(deps, id);
     if (!read.value) {
@@ -63,7 +63,7 @@ export async function productRoutes(app: FastifyInstance, deps: CatalogDeps): Pr
     return read.value satisfies Product;
   });
 
-  app.get<{ Querystring: { limit?: number; cursor?: string } }>(
+  app.get(
     "/products",
     {
       schema: {
@@ -84,7 +84,7 @@ export async function productRoutes(app: FastifyInstance, deps: CatalogDeps): Pr
             properties: { items: { type: "array", items: productSchema }, nextCursor: { type: ["string", "null"] } },
           },
         },
-      },
+      } as const,
     },
     async (request) => {
       const limit = request.query.limit ?? 20;
@@ -93,4 +93,4 @@ export async function productRoutes(app: FastifyInstance, deps: CatalogDeps): Pr
       return { items, nextCursor: items.length === limit && last ? String(last.id) : null };
     },
   );
-}
+};
