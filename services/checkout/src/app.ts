@@ -6,17 +6,10 @@ import type { Logger } from "@flashsale/telemetry";
 import { bulkhead } from "cockatiel";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { Counter, type Registry } from "prom-client";
-import type { CheckoutFlowDeps } from "./checkout-flow.ts";
+import type { CheckoutDeps } from "./deps.ts";
 import { cartRoutes } from "./routes/carts.ts";
 
-export interface CheckoutDeps {
-  db: Db;
-  redis: RedisClient;
-  /** Current prices for display (GET /carts/:id); never used to charge. */
-  productCache: VersionedCache<Product>;
-  flow: CheckoutFlowDeps;
-  outcomes: Counter<"outcome">;
-}
+export type { CheckoutDeps };
 
 export interface BuildCheckoutOptions {
   db: Db;
@@ -87,6 +80,6 @@ export async function buildCheckoutApp(opts: BuildCheckoutOptions): Promise<Fast
     outcomes,
     flow: { db: opts.db, gate: opts.gate, transactions: bulkhead(opts.transactions.limit, opts.transactions.queue), logger: opts.logger },
   };
-  await app.register(async (scope) => cartRoutes(scope, deps, admit));
+  await app.register(cartRoutes, { deps, admit });
   return app;
 }

@@ -1,3 +1,4 @@
+import type { FastifyPluginAsyncJsonSchemaToTs } from "@fastify/type-provider-json-schema-to-ts";
 import {
   type Cart,
   claimCart,
@@ -11,9 +12,9 @@ import {
 } from "@flashsale/db";
 import { errorBodySchema, HttpError } from "@flashsale/http";
 import { isBulkheadRejectedError } from "cockatiel";
-import type { FastifyInstance, FastifyRequest } from "fastify";
-import type { CheckoutDeps } from "../app.ts";
+import type { FastifyRequest } from "fastify";
 import { checkout } from "../checkout-flow.ts";
+import type { Admit, CheckoutDeps } from "../deps.ts";
 
 /**
  * Exactly the canonical 8-4-4-4-12 hex form Postgres stores: ajv-formats' "uuid" also
@@ -47,9 +48,12 @@ function principalOf(request: FastifyRequest): Principal {
   return typeof id === "string" ? id : null;
 }
 
+// Response schemas are closed (additionalProperties: false): what they list is all a client
+// gets, and the handlers' return values are type-checked against them (type provider).
 const orderSchema = {
   type: "object",
   required: ["id", "items", "totalCents"],
+  additionalProperties: false,
   properties: {
     id: { type: "string" },
     cartId: { type: "string", description: "only for the order's owner" },
@@ -58,6 +62,7 @@ const orderSchema = {
       items: {
         type: "object",
         required: ["productId", "quantity", "unitPriceCents"],
+        additionalProperties: false,
         properties: { productId: { type: "integer" }, quantity: { type: "integer" }, unitPriceCents: { type: "integer" } },
       },
     },
@@ -69,6 +74,7 @@ const orderSchema = {
 const cartSchema = {
   type: "object",
   required: ["id", "items", "unavailableItems"],
+  additionalProperties: false,
   properties: {
     id: { type: "string" },
     userId: { type: ["string", "null"] },
@@ -76,6 +82,8 @@ const cartSchema = {
       type: "array",
       items: {
         type: "object",
+        required: ["productId", "quantity", "priceCentsSeen", "versionSeen", "currentPriceCents", "priceChanged"],
+        additionalProperties: false,
         properties: {
           productId: { type: "integer" },
           quantity: { type: "integer" },
@@ -91,6 +99,8 @@ const cartSchema = {
       description: "lines removed because their product was deleted; never checked out",
       items: {
         type: "object",
+        required: ["productId", "quantity", "priceCentsSeen", "reason", "removedAt"],
+        additionalProperties: false,
         properties: {
           productId: { type: "integer" },
           quantity: { type: "integer" },
@@ -117,10 +127,11 @@ async function withCurrentPrices(deps: CheckoutDeps, cart: Cart) {
 
 const cartNotFound = (id: string) => new HttpError(404, "CART_NOT_FOUND", `cart ${id} not found`);
 
-/** The checkout rate limit: counts one attempt of this principal; throws 429 past the limit. */
-export type Admit = (request: FastifyRequest) => Promise<void>;
-
-export async function cartRoutes(app: FastifyInstance, deps: CheckoutDeps, admit: Admit): Promise<void> {
+/** Carts, checkout and orders. Handler types come from the route schemas (type provider). */
+export const cartRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { deps: CheckoutDeps; admit: Admit } }> = async (
+  app,
+  { deps, admit },
+) => {
   app.post(
     "/carts",
     {
@@ -137,7 +148,7 @@ export async function cartRoutes(app: FastifyInstance, deps: CheckoutDeps, admit
     },
   );
 
-  app.post<{ Params: { id: string }; Body: { productId: number; quantity: number } }>(
+  app.post(
     "/carts/:id/items",
     {
       schema: {
@@ -168,7 +179,7 @@ export async function cartRoutes(app: FastifyInstance, deps: CheckoutDeps, admit
     },
   );
 
-  app.get<{ Params: { id: string } }>(
+  app.get(
     "/carts/:id",
     { schema: { params: uuidParams, headers: principalHeaders, response: { 200: cartSchema, 404: errorBodySchema } } },
     async (request) => {
@@ -180,7 +191,7 @@ export async function cartRoutes(app: FastifyInstance, deps: CheckoutDeps, admit
     },
   );
 
-  app.post<{ Params: { id: string }; Headers: { "idempotency-key"?: string } }>(
+  app.post(
     "/carts/:id/checkout",
     {
       schema: {
@@ -241,7 +252,7 @@ export async function cartRoutes(app: FastifyInstance, deps: CheckoutDeps, admit
     },
   );
 
-  app.get<{ Params: { id: string } }>(
+  app.get(
     "/orders/:id",
     { schema: { params: uuidParams, headers: principalHeaders, response: { 200: orderSchema, 404: errorBodySchema } } },
     async (request) => {
@@ -250,4 +261,4 @@ export async function cartRoutes(app: FastifyInstance, deps: CheckoutDeps, admit
       return order;
     },
   );
-}
+};
