@@ -252,6 +252,8 @@ export interface ChartSeries {
   stack?: string;
   /** 1 = the right-hand axis (another unit), named by ChartSpec.y2Name. */
   axis?: 0 | 1;
+  /** A fixed colour (one of PALETTE), e.g. green for placed orders; otherwise the palette in order. */
+  color?: string;
 }
 export interface ChartSpec {
   id: string;
@@ -284,6 +286,8 @@ export function renderChart(spec: ChartSpec): string {
       : undefined;
     chart.setOption({
       animation: false,
+      // Opaque, so the SVG files read well on dark pages too (the README on a dark theme).
+      backgroundColor: "#ffffff",
       color: PALETTE,
       title: { text: spec.title, left: 8, top: 4, textStyle: { fontSize: 14 } },
       legend: { top: 28, type: "plain", data: spec.series.map((s) => s.name) },
@@ -309,6 +313,7 @@ export function renderChart(spec: ChartSpec): string {
         data: s.data,
         stack: s.stack,
         yAxisIndex: s.axis ?? 0,
+        ...(s.color ? { itemStyle: { color: s.color }, lineStyle: { width: 1.6, color: s.color } } : {}),
         showSymbol: s.kind === "scatter",
         symbolSize: 6,
         connectNulls: false,

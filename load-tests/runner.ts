@@ -19,6 +19,7 @@ import {
   histogramPercentile,
   htmlTable,
   outcomeTotals,
+  PALETTE,
   parseExposition,
   percentile,
   readSamples,
@@ -31,6 +32,12 @@ import {
 import { scenario as defineScenario, type SetupData } from "./scenarios.js";
 
 const ROOT = new URL("../", import.meta.url).pathname;
+const OUTCOME_COLOURS: Record<string, string> = {
+  placed: PALETTE[2] as string,
+  PRICE_CHANGED: PALETTE[3] as string,
+  OUT_OF_STOCK: PALETTE[7] as string,
+  CART_EMPTY: PALETTE[7] as string,
+};
 export type Generator = "k6" | "docker" | "native";
 
 export interface RunOptions {
@@ -365,7 +372,10 @@ export async function runLoadTest(o: RunOptions): Promise<RunResult> {
         id: "checkout-outcomes",
         title: "Checkout outcomes per second",
         yName: "checkouts/s",
-        series: series(tl.checkoutOutcomes, "bar", "outcomes"),
+        // placed first and green; refusals that are answers (price changed, sold out) amber and grey; the rest red.
+        series: series(tl.checkoutOutcomes, "bar", "outcomes")
+          .sort((a, b) => (a.name === "placed" ? -1 : b.name === "placed" ? 1 : a.name.localeCompare(b.name)))
+          .map((x) => ({ ...x, color: OUTCOME_COLOURS[x.name] ?? (PALETTE[1] as string) })),
         marks,
       });
     charts.push({
