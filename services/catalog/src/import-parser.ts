@@ -12,7 +12,8 @@ const SKU = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
  * Any bad row rejects the whole file with its line number: nothing half-imported.
  */
 export function parsePriceImport(body: string, contentType: string): PriceImportRow[] {
-  const records = contentType.startsWith("text/csv") ? parseCsv(body) : parseJsonLines(body);
+  // Media types are case-insensitive (RFC 9110): TEXT/CSV is CSV.
+  const records = contentType.toLowerCase().startsWith("text/csv") ? parseCsv(body) : parseJsonLines(body);
   if (records.length === 0) throw new HttpError(400, "INVALID_IMPORT", "import contains no rows");
   if (records.length > MAX_IMPORT_ROWS) {
     throw new HttpError(413, "IMPORT_TOO_LARGE", `at most ${MAX_IMPORT_ROWS} rows per import`);
@@ -20,7 +21,7 @@ export function parsePriceImport(body: string, contentType: string): PriceImport
   const seen = new Set<string>();
   return records.map(({ line, record }) => {
     const sku = record.sku;
-    const price = typeof record.listPriceCents === "string" ? Number(record.listPriceCents) : record.listPriceCents;
+    const price = record.listPriceCents;
     if (typeof sku !== "string" || !SKU.test(sku)) {
       throw new HttpError(400, "INVALID_IMPORT", `line ${line}: sku must match ${SKU.source}`, { line });
     }
@@ -31,6 +32,15 @@ export function parsePriceImport(body: string, contentType: string): PriceImport
     seen.add(sku);
     return { sku, listPriceCents: price };
   });
+}
+
+/**
+ * A CSV cell is text: only plain decimal digits are a price. Number() would turn an empty cell
+ * into 0 (a forgotten price made the product free) and accept "0x10" or "1e3". A JSON line
+ * carries a number, never a string (no coercion, as for every other body).
+ */
+function csvPrice(cell: unknown): unknown {
+  return typeof cell === "string" && /^[0-9]{1,10}$/.test(cell) ? Number(cell) : cell;
 }
 
 interface NumberedRecord {
@@ -46,7 +56,7 @@ function parseCsv(body: string): NumberedRecord[] {
     throw new HttpError(400, "INVALID_IMPORT", `CSV: ${(err as Error).message}`);
   }
   // Header is line 1, so data row i is line i + 2.
-  return rows.map((record, i) => ({ line: i + 2, record }));
+  return rows.map((record, i) => ({ line: i + 2, record: { ...record, listPriceCents: csvPrice(record.listPriceCents) } }));
 }
 
 function parseJsonLines(body: string): NumberedRecord[] {
