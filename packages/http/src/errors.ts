@@ -2,7 +2,7 @@ import { classifyDbError } from "@flashsale/db/errors";
 import type { FastifyError, FastifyInstance, FastifyRequest } from "fastify";
 import { Counter, type Registry } from "prom-client";
 import { timedOut } from "./client-errors.ts";
-import type { ErrorCode } from "./error-codes.ts";
+import { ERROR_CODES, type ErrorCode } from "./error-codes.ts";
 
 /** Error responses follow docs/architecture.md#rest-contract: `{ error: CODE, message, ...details }`. */
 export class HttpError extends Error {
@@ -33,7 +33,9 @@ export class HttpError extends Error {
 export const errorBodySchema = {
   type: "object",
   required: ["error", "message"],
-  properties: { error: { type: "string" }, message: { type: "string" } },
+  // The enum is the catalogue itself: OpenAPI lists every code, and a code outside it fails the
+  // fuzz run's response-schema check.
+  properties: { error: { type: "string", enum: Object.keys(ERROR_CODES) as ErrorCode[] }, message: { type: "string" } },
   additionalProperties: true,
 } as const;
 
