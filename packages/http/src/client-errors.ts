@@ -1,3 +1,4 @@
+import type { Server } from "node:http";
 import type { Socket } from "node:net";
 import type { FastifyInstance } from "fastify";
 import { Counter, type Registry } from "prom-client";
@@ -67,5 +68,40 @@ export function requestTimeoutCounter(metrics: Registry): Counter {
     name: "http_request_timeouts_total",
     help: "Requests cut with 408 because their headers or body did not arrive in time",
     registers: [metrics],
+  });
+}
+
+/** Requests received on a socket and not answered yet (pipelined requests queue behind the first). */
+const UNANSWERED = Symbol("flashsale.unanswered");
+
+/**
+ * Bounds HTTP/1.1 pipelining: a connection with more than `max` requests received and not yet
+ * answered is destroyed. Node parses every pipelined request of a received chunk and starts its
+ * handler before any answer is written, and its own read back-pressure only looks at answers
+ * already produced; so a client that pipelines thousands of requests for a large answer
+ * (the 1.4 MB API page bundle, a 100-product page) and never reads made the process buffer
+ * every answer: one connection took a service from 200 MB to over 1 GB in seconds. Browsers,
+ * proxies and load generators do not pipeline this deep. Counted in
+ * `http_pipelining_limit_cuts_total`. 0 = no limit.
+ */
+export function limitPipelining(server: Server, max: number, metrics: Registry): void {
+  if (max <= 0) return;
+  const cuts = new Counter({
+    name: "http_pipelining_limit_cuts_total",
+    help: "Connections destroyed for having more pipelined requests waiting for an answer than the limit",
+    registers: [metrics],
+  });
+  // Before fastify's own listener: 'request' is emitted synchronously as the parser reads each request.
+  server.prependListener("request", (req, res) => {
+    const socket = req.socket as Socket & { [UNANSWERED]?: number };
+    const waiting = (socket[UNANSWERED] ?? 0) + 1;
+    socket[UNANSWERED] = waiting;
+    res.once("close", () => {
+      socket[UNANSWERED] = (socket[UNANSWERED] ?? 1) - 1;
+    });
+    if (waiting > max && !socket.destroyed) {
+      cuts.inc();
+      socket.destroy();
+    }
   });
 }

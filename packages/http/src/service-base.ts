@@ -1,7 +1,7 @@
 import AjvCompiler from "@fastify/ajv-compiler";
 import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from "fastify";
 import type { Registry } from "prom-client";
-import { clientErrorHandler, countClientAborts, requestTimeoutCounter } from "./client-errors.ts";
+import { clientErrorHandler, countClientAborts, limitPipelining, requestTimeoutCounter } from "./client-errors.ts";
 import { installApiContract } from "./contract.ts";
 import { trackDbQueriesPerRequest } from "./db-queries.ts";
 import { installErrorHandling } from "./errors.ts";
@@ -55,6 +55,11 @@ export interface HttpLimits {
   /** Open connections per process; beyond it new sockets are closed at once (file descriptors stay for Redis/Postgres). */
   maxConnections: number;
   /**
+   * Pipelined requests a connection may have waiting for their answers; beyond it the connection
+   * is destroyed (client-errors.ts limitPipelining: unbounded pipelining buffered every answer). 0 = no limit.
+   */
+  maxPipelinedRequests: number;
+  /**
    * Proxies whose X-Forwarded-For is believed for `request.ip` (fastify trustProxy, proxy-addr
    * syntax: addresses, CIDRs, loopback, uniquelocal). Empty: request.ip is the peer address.
    */
@@ -68,6 +73,7 @@ export const DEFAULT_HTTP_LIMITS: HttpLimits = {
   keepAliveTimeoutMs: 10_000,
   maxRequestsPerSocket: 0,
   maxConnections: 10_000,
+  maxPipelinedRequests: 32,
   trustedProxies: [],
 };
 
@@ -123,6 +129,7 @@ export async function createServiceBase(opts: ServiceBaseOptions): Promise<Fasti
     logController: new LogController({ disableRequestLogging: true }),
   });
   app.server.maxConnections = limits.maxConnections;
+  limitPipelining(app.server, limits.maxPipelinedRequests, opts.metrics);
   installErrorHandling(app, opts.metrics);
   countClientAborts(app, opts.metrics);
   if (opts.trackDbQueries) trackDbQueriesPerRequest(app, opts.metrics);
