@@ -21,9 +21,23 @@ export interface Inconsistency {
   ageMs: number;
 }
 
+/**
+ * Where a check that ran out of its key budget stopped: the master (index into masterNodes), the
+ * SCAN cursor on it, and how many value keys of the batch at that cursor it already checked. Pass
+ * it back (`from`) and the next check continues there, so successive sampling checks cover every
+ * cached key instead of the same first `maxKeys` of SCAN order each time.
+ */
+export interface ScanPosition {
+  node: number;
+  cursor: string;
+  skip: number;
+}
+
 export interface CacheCheckReport {
   checkedAt: string;
   keysChecked: number;
+  /** Where the next sampling check continues (the start after a full pass). */
+  next: ScanPosition;
   inconsistent: Inconsistency[];
   /** Inconsistencies older than graceMs: the invalidation pipeline is normally faster than that. */
   staleBeyondGrace: number;
@@ -46,32 +60,45 @@ export async function checkCacheConsistency(opts: {
   redis: RedisClient;
   pool: pg.Pool;
   schemaVersion: number;
-  /** At most this many keys (SCAN order); all when the catalog is small. */
+  /** At most this many keys (SCAN order, from `from`); all when the catalog is small. */
   maxKeys?: number;
   graceMs?: number;
+  /** Continue where an earlier check stopped (its `next`); default: from the start. */
+  from?: ScanPosition;
 }): Promise<CacheCheckReport> {
   const graceMs = opts.graceMs ?? 2_000;
   const maxKeys = opts.maxKeys ?? 100_000;
   const match = scanPattern(PRODUCT_ENTITY, opts.schemaVersion);
   const cached = new Map<number, CachedProduct>();
   // SCAN runs per master (a cluster spreads the keys); GETs go through the client, which routes them.
-  for (const node of masterNodes(opts.redis)) {
-    let cursor = "0";
-    do {
-      const [next, keys] = await node.scan(cursor, "MATCH", match, "COUNT", 1000);
-      cursor = next;
-      const valueKeys = keys.filter((k) => parseKey(k)?.part === "value").slice(0, maxKeys - cached.size);
-      if (valueKeys.length === 0) continue;
-      const pipeline = opts.redis.pipeline();
-      for (const k of valueKeys) pipeline.get(k);
-      const values = (await pipeline.exec()) ?? [];
-      values.forEach(([err, raw], i) => {
-        if (err || typeof raw !== "string") return; // evicted or expired between SCAN and GET
-        // An unparsable payload is never served (treated as a miss), so it is not an inconsistency.
-        const entry = asCachedProduct(raw);
-        if (entry) cached.set(Number(parseKey(valueKeys[i] as string)?.id), entry);
-      });
-    } while (cursor !== "0" && cached.size < maxKeys);
+  const nodes = masterNodes(opts.redis);
+  const start = opts.from && opts.from.node < nodes.length ? opts.from : { node: 0, cursor: "0", skip: 0 };
+  let { node, cursor, skip } = start;
+  let next: ScanPosition = { node: start.node, cursor: "0", skip: 0 };
+  // At most one pass: through the rest of the starting master, then every other master once.
+  for (;;) {
+    const scanned = nodes[node];
+    if (!scanned) break;
+    const [after, keys] = await scanned.scan(cursor, "MATCH", match, "COUNT", 1000);
+    const batch = keys.filter((k) => parseKey(k)?.part === "value").slice(skip);
+    const room = maxKeys - cached.size;
+    const valueKeys = batch.slice(0, room);
+    await readEntries(opts.redis, valueKeys, cached);
+    if (batch.length > room) {
+      // The budget ends inside this batch: the next check starts with the keys left in it.
+      next = { node, cursor, skip: skip + room };
+      break;
+    }
+    skip = 0;
+    cursor = after;
+    if (cursor === "0") {
+      node = (node + 1) % nodes.length;
+      if (node === start.node) break; // a full pass
+    }
+    if (cached.size >= maxKeys) {
+      next = { node, cursor, skip: 0 };
+      break;
+    }
   }
 
   const ids = [...cached.keys()];
@@ -103,9 +130,24 @@ export async function checkCacheConsistency(opts: {
   return {
     checkedAt: new Date().toISOString(),
     keysChecked: ids.length,
+    next,
     inconsistent,
     staleBeyondGrace,
     inconsistentFraction: fraction,
     nines: fraction === 0 ? Number.POSITIVE_INFINITY : -Math.log10(fraction),
   };
+}
+
+/** GETs `keys` (routed by the client) and adds every readable cached product to `into`. */
+async function readEntries(redis: RedisClient, keys: string[], into: Map<number, CachedProduct>): Promise<void> {
+  if (keys.length === 0) return;
+  const pipeline = redis.pipeline();
+  for (const k of keys) pipeline.get(k);
+  const values = (await pipeline.exec()) ?? [];
+  values.forEach(([err, raw], i) => {
+    if (err || typeof raw !== "string") return; // evicted or expired between SCAN and GET
+    // An unparsable payload is never served (treated as a miss), so it is not an inconsistency.
+    const entry = asCachedProduct(raw);
+    if (entry) into.set(Number(parseKey(keys[i] as string)?.id), entry);
+  });
 }

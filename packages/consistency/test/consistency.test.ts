@@ -1,9 +1,9 @@
 import { encodeEntry, entityKeys } from "@flashsale/cache";
-import { insertProduct, pgPool, redisClient, runId } from "@flashsale/testkit";
+import { insertProduct, insertProducts, pgPool, redisClient, runId } from "@flashsale/testkit";
 import type { Redis } from "ioredis";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { checkCacheConsistency } from "../src/cache-check.ts";
+import { checkCacheConsistency, type ScanPosition } from "../src/cache-check.ts";
 import { auditOrders } from "../src/order-audit.ts";
 
 const SCHEMA = 3_000 + Math.floor(Math.random() * 1_000);
@@ -58,6 +58,41 @@ describe("checkCacheConsistency", () => {
     const after = await checkCacheConsistency({ redis, pool, schemaVersion: SCHEMA });
     expect(after.inconsistent).toEqual([]);
     expect(after.nines).toBe(Number.POSITIVE_INFINITY);
+  });
+});
+
+describe("checkCacheConsistency sampling", () => {
+  it("continues where the last check stopped, so checks of maxKeys each cover every cached key, not the same first ones", async () => {
+    const schema = SCHEMA + 500;
+    const rows = await insertProducts(
+      pool,
+      Array.from({ length: 12 }, () => ({ sku: `CS-${runId()}`, listPriceCents: 100, stock: 1 })),
+    );
+    // Every entry is stale (version 0, the rows have 1): each check must flag all it looks at.
+    for (const r of rows) {
+      const entry = {
+        version: 0,
+        storedAt: Date.now(),
+        expiresAt: Date.now() + 60_000,
+        delta: 1,
+        value: { id: r.id, version: 0, priceCents: 1 },
+      };
+      await redis.set(entityKeys(schema, "product", r.id).value, encodeEntry(entry), "PX", 60_000);
+    }
+    const seen = new Set<number>();
+    let from: ScanPosition | undefined;
+    for (let i = 0; i < 3; i++) {
+      const report = await checkCacheConsistency({ redis, pool, schemaVersion: schema, maxKeys: 4, graceMs: 0, ...(from ? { from } : {}) });
+      expect(report.keysChecked).toBe(4);
+      for (const x of report.inconsistent) seen.add(x.productId);
+      from = report.next;
+    }
+    expect([...seen].sort()).toEqual(rows.map((r) => r.id).sort());
+    // A full pass ends where it began: the next check starts again from the first keys.
+    const all = await checkCacheConsistency({ redis, pool, schemaVersion: schema, graceMs: 0 });
+    expect(all.keysChecked).toBe(12);
+    expect(all.next).toEqual({ node: 0, cursor: "0", skip: 0 });
+    await redis.del(...rows.map((r) => entityKeys(schema, "product", r.id).value));
   });
 });
 

@@ -1,13 +1,16 @@
 import type { RedisClient } from "@flashsale/cache";
-import { checkCacheConsistency } from "@flashsale/consistency";
+import { checkCacheConsistency, type ScanPosition } from "@flashsale/consistency";
 import type { Logger } from "@flashsale/telemetry";
 import type pg from "pg";
-import { Gauge, type Registry } from "prom-client";
+import { Counter, Gauge, type Registry } from "prom-client";
 
 /**
  * The consistency checker as a periodic job (docs/architecture.md#invalidator): samples up to `maxKeys` cached
  * products every `intervalMs` and exports what it found, so a dashboard shows the
- * cache's consistency in nines next to the invalidation lag.
+ * cache's consistency in nines next to the invalidation lag. Each check continues where the last
+ * one stopped, so with more cached products than `maxKeys` successive checks still cover all of
+ * them. A check that fails is counted and leaves `keys_checked` at 0: the gauges never keep
+ * reporting an old "no stale keys" while nothing is being checked.
  */
 export function startConsistencyJob(opts: {
   redis: RedisClient;
@@ -33,6 +36,17 @@ export function startConsistencyJob(opts: {
     help: "Age of the oldest inconsistency in the last check",
     registers: [opts.metrics],
   });
+  const failures = new Counter({
+    name: "cache_consistency_check_failures_total",
+    help: "Consistency checks that failed (Redis or Postgres unreachable, or a bad key): nothing was checked",
+    registers: [opts.metrics],
+  });
+  const lastSuccess = new Gauge({
+    name: "cache_consistency_last_success_timestamp_seconds",
+    help: "When the last consistency check completed (alert when it is old)",
+    registers: [opts.metrics],
+  });
+  let position: ScanPosition | undefined;
   let running = false;
   const timer = setInterval(async () => {
     if (running) return; // a slow check is not stacked on another
@@ -43,12 +57,17 @@ export function startConsistencyJob(opts: {
         pool: opts.pool,
         schemaVersion: opts.schemaVersion,
         maxKeys: opts.maxKeys,
+        ...(position ? { from: position } : {}),
       });
+      position = r.next;
       checked.set(r.keysChecked);
+      lastSuccess.setToCurrentTime();
       stale.set(r.staleBeyondGrace);
       oldest.set(Math.max(0, ...r.inconsistent.map((i) => i.ageMs)) / 1000);
       if (r.staleBeyondGrace > 0) opts.logger.warn({ inconsistent: r.inconsistent.slice(0, 10) }, "stale cache entries found");
     } catch (err) {
+      failures.inc();
+      checked.set(0);
       opts.logger.warn({ err: (err as Error).message }, "consistency check failed");
     } finally {
       running = false;

@@ -63,7 +63,6 @@ const consistency =
       })
     : null;
 const app = await buildInvalidatorApp({ redis, logger, metrics, isConsuming: invalidator.isConsuming, limits: httpLimits(config) });
-// Every metric exists once the app is built: mirror them over OTLP if configured.
 closeGracefully(app, [
   async () => consistency?.stop(),
   () => consumerLag.stop(),
