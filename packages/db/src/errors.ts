@@ -14,7 +14,11 @@
 export type DbErrorClass =
   /** The database cannot be reached or is shutting down: an outage (503 DB_UNAVAILABLE). */
   | "unavailable"
-  /** The pool or transaction slot could not be had in time: saturation, not an outage (503 OVERLOADED). */
+  /**
+   * The pool or transaction slot could not be had in time, or a statement ran past
+   * DB_STATEMENT_TIMEOUT_MS / could not get its lock (57014, 55P03): saturation or
+   * contention, not an outage and not a bug (503 OVERLOADED).
+   */
   | "busy"
   /** Postgres refused a value (class 22, NOT NULL, CHECK): the client's input (400). */
   | "invalid_input"
@@ -84,6 +88,8 @@ function classifySqlState(state: string): DbErrorClass | null {
   if (state.startsWith("22") || state === "23502" || state === "23514") return "invalid_input";
   if (state.startsWith("23")) return "conflict";
   if (state === "40001" || state === "40P01") return "retryable";
+  // statement_timeout (or a cancel), lock_timeout: the statement waited on contention too long.
+  if (state === "57014" || state === "55P03") return "busy";
   return null;
 }
 
@@ -125,4 +131,21 @@ export function classifyDbError(err: unknown): DbErrorClass | null {
   if (message === "timeout exceeded when trying to connect") return "busy"; // every pooled connection in use
   if (/^Connection terminated( unexpectedly| due to connection timeout)?$/.test(message)) return "unavailable";
   return e.cause ? classifyDbError(e.cause) : null;
+}
+
+/**
+ * Runs a write that is safe to repeat as a whole (one statement, or one transaction) again
+ * when Postgres rolled it back as a deadlock victim or for a serialization failure, at most
+ * `attempts` times. A product DELETE meets a checkout holding the cart row and waiting for the
+ * product's row (the cascade's revision trigger then waits for the cart): one of them is rolled
+ * back, and an admin write must not answer 500 for it.
+ */
+export async function retryingConflicts<T>(write: () => Promise<T>, attempts = 3): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await write();
+    } catch (err) {
+      if (attempt >= attempts || classifyDbError(err) !== "retryable") throw err;
+    }
+  }
 }

@@ -1,5 +1,5 @@
 import type { Db } from "./client.ts";
-import { sqlState } from "./errors.ts";
+import { retryingConflicts, sqlState } from "./errors.ts";
 import { Prisma } from "./generated/client.ts";
 import type { Product } from "./product-schema.ts";
 
@@ -89,9 +89,11 @@ export type DeleteProductResult = { kind: "deleted"; cartLinesRemoved: number } 
 export async function deleteProduct(db: Db, id: number): Promise<DeleteProductResult> {
   try {
     // Both subqueries see the snapshot before the delete: the lines counted are the ones it removes.
-    const [row] = await db.$queryRaw<{ deleted: bigint; in_carts: bigint }[]>`
-      WITH gone AS (DELETE FROM products WHERE id = ${id} RETURNING id)
-      SELECT (SELECT count(*) FROM gone) AS deleted, (SELECT count(*) FROM cart_items WHERE product_id = ${id}) AS in_carts`;
+    const [row] = await retryingConflicts(
+      () => db.$queryRaw<{ deleted: bigint; in_carts: bigint }[]>`
+        WITH gone AS (DELETE FROM products WHERE id = ${id} RETURNING id)
+        SELECT (SELECT count(*) FROM gone) AS deleted, (SELECT count(*) FROM cart_items WHERE product_id = ${id}) AS in_carts`,
+    );
     if (!row || Number(row.deleted) === 0) return { kind: "not_found" };
     return { kind: "deleted", cartLinesRemoved: Number(row.in_carts) };
   } catch (err) {
@@ -145,7 +147,9 @@ export interface PriceImportResult {
 export async function importListPrices(db: Db, rows: PriceImportRow[], ctx: WriteContext = {}): Promise<PriceImportResult> {
   const skus = rows.map((r) => r.sku);
   const prices = rows.map((r) => r.listPriceCents);
-  const [result] = await db.$queryRaw<{ updated: bigint; known: string[] }[]>`
+  // One statement: repeated whole if it loses a deadlock with a checkout locking the same products.
+  const [result] = await retryingConflicts(
+    () => db.$queryRaw<{ updated: bigint; known: string[] }[]>`
     WITH input AS (
       SELECT * FROM unnest(${skus}::text[], ${prices}::int[]) AS v(sku, price)
     ), updated AS (
@@ -155,7 +159,8 @@ export async function importListPrices(db: Db, rows: PriceImportRow[], ctx: Writ
       RETURNING p.id
     )
     SELECT (SELECT count(*) FROM updated) AS updated,
-           coalesce((SELECT array_agg(p.sku) FROM products p JOIN input ON input.sku = p.sku), '{}') AS known`;
+           coalesce((SELECT array_agg(p.sku) FROM products p JOIN input ON input.sku = p.sku), '{}') AS known`,
+  );
   const known = new Set(result?.known ?? []);
   const updated = Number(result?.updated ?? 0n);
   const unknownSkus = skus.filter((s) => !known.has(s));
@@ -181,8 +186,9 @@ export interface SaleInput {
 
 /** Puts products on sale, all or none: an unknown id rolls the whole statement back. */
 export async function setSale(db: Db, s: SaleInput, ctx: WriteContext = {}): Promise<number[]> {
-  return db.$transaction(async (tx) => {
-    const rows = await tx.$queryRaw<{ id: bigint }[]>`
+  return retryingConflicts(() =>
+    db.$transaction(async (tx) => {
+      const rows = await tx.$queryRaw<{ id: bigint }[]>`
       UPDATE products
       SET sale_price_cents = coalesce(${s.salePriceCents ?? null}::int,
                                       (list_price_cents * (100 - ${s.percentOff ?? 0}::int)) / 100),
@@ -191,10 +197,11 @@ export async function setSale(db: Db, s: SaleInput, ctx: WriteContext = {}): Pro
           change_traceparent = ${ctx.traceparent ?? null}
       WHERE id = ANY(${s.productIds}::bigint[])
       RETURNING id`;
-    const updated = rows.map((r) => Number(r.id));
-    if (updated.length !== s.productIds.length) {
-      throw new UnknownProductsError(s.productIds.filter((id) => !updated.includes(id)));
-    }
-    return updated;
-  });
+      const updated = rows.map((r) => Number(r.id));
+      if (updated.length !== s.productIds.length) {
+        throw new UnknownProductsError(s.productIds.filter((id) => !updated.includes(id)));
+      }
+      return updated;
+    }),
+  );
 }

@@ -120,6 +120,11 @@ function answerFor(err: FastifyError | HttpError, request: FastifyRequest): Erro
     case "busy":
       request.log.warn({ err }, "database saturated");
       return { status: 503, code: "OVERLOADED", message: "the database is saturated; retry shortly", headers: RETRY_SOON };
+    case "retryable":
+      // A deadlock or serialization failure that outlived the write's own retries: the
+      // request lost a race with a concurrent write (nothing was written), not a bug.
+      request.log.warn({ err }, "write lost to a concurrent write");
+      return { status: 409, code: "CONFLICT", message: "the write collided with a concurrent write and was rolled back; retry" };
     default:
       break;
   }
