@@ -48,6 +48,15 @@ export function idempotencyScope(req: Pick<CheckoutRequest, "cartId" | "principa
   return req.principal === null ? `cart:${req.cartId}` : `user:${req.principal}`;
 }
 
+/**
+ * The cart id as Postgres prints it (lower case). Routes accept either case of the hex digits
+ * (the same cart), but the key's scope, the stored order and the replay comparison use the
+ * text: an upper-case id made the retry of a placed order 422 IDEMPOTENCY_KEY_REUSED.
+ */
+function canonical(req: CheckoutRequest): CheckoutRequest {
+  return { ...req, cartId: req.cartId.toLowerCase() };
+}
+
 /** Another request with the same Idempotency-Key holds (held) the claim. */
 class ClaimLost extends Error {}
 
@@ -93,7 +102,8 @@ const MAX_ATTEMPTS = 3;
  *     key and consume the cart, in one statement.
  * No network call happens while the transaction is open.
  */
-export async function placeOrder(db: Db, req: CheckoutRequest): Promise<CheckoutOutcome> {
+export async function placeOrder(db: Db, request: CheckoutRequest): Promise<CheckoutOutcome> {
+  const req = canonical(request);
   for (let attempt = 1; ; attempt++) {
     try {
       return await placeOrderOnce(db, req);
@@ -235,7 +245,8 @@ async function priceChangedNow(db: Db, cartId: string): Promise<CheckoutOutcome>
  * changed since the order (a line added, changed or removed: its revision moved on),
  * is a different request.
  */
-export async function findIdempotentResult(db: Db, req: CheckoutRequest): Promise<CheckoutOutcome | null> {
+export async function findIdempotentResult(db: Db, request: CheckoutRequest): Promise<CheckoutOutcome | null> {
+  const req = canonical(request);
   const rows = await db.$queryRaw<
     { cart_id: string; cart_revision: bigint; revision_now: bigint | null; owner_now: string | null; response_body: PlacedOrder }[]
   >`
