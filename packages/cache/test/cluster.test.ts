@@ -3,8 +3,9 @@
  * test). Every key family is hash-tagged, so each Lua script touches one slot; the
  * L1 tracking channel needs one subscription per master.
  */
+import { spawnSync } from "node:child_process";
 import { checkCacheConsistency } from "@flashsale/consistency";
-import { insertProducts, PrivateRedisCluster, pgPool, runId, spawnService, waitFor } from "@flashsale/testkit";
+import { insertProducts, PrivateRedisCluster, pgPool, runId, spawnService, testServiceEnv, waitFor } from "@flashsale/testkit";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { CacheEvent, VersionedCache } from "../src/cache.ts";
@@ -141,6 +142,23 @@ describe("Redis Cluster mode", () => {
     const report = await checkCacheConsistency({ redis, pool, schemaVersion: SCHEMA, graceMs: 0 });
     expect(report.keysChecked).toBeGreaterThanOrEqual(products.length);
     expect(report.inconsistent.map((i) => i.productId)).toContain(products[0]?.id);
+
+    // The command an operator runs (pnpm consistency) with the services' REDIS_CLUSTER_NODES judges
+    // every master too, not only the node REDIS_URL names (here: nothing listens there).
+    const since = new Date().toISOString();
+    const cli = spawnSync(
+      process.execPath,
+      ["--import", "tsx", "packages/consistency/src/cli.ts", "--json", "--grace-ms", "0", "--since", since],
+      {
+        cwd: new URL("../../../", import.meta.url).pathname,
+        env: { ...process.env, ...testServiceEnv(), REDIS_URL: "redis://127.0.0.1:1", REDIS_CLUSTER_NODES: cluster.nodes.join(",") },
+        encoding: "utf8",
+        timeout: 60_000,
+      },
+    );
+    const out = JSON.parse(cli.stdout) as { cache: { keysChecked: number; inconsistent: Array<{ productId: number }> } };
+    expect(out.cache.keysChecked).toBe(report.keysChecked);
+    expect(out.cache.inconsistent.map((i) => i.productId)).toContain(products[0]?.id);
   });
 
   it("serves the catalog and checkout services on the cluster (REDIS_CLUSTER_NODES)", async () => {

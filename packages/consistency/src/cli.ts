@@ -1,11 +1,12 @@
 /**
  * The consistency checker as a command, against the running stack:
  *   pnpm --filter @flashsale/consistency check [--since <ISO time>] [--max-keys N] [--json]
+ * against REDIS_URL, or every master of REDIS_CLUSTER_NODES, and DATABASE_URL.
  * Exits 1 when a cached value is stale beyond the grace period or an order was charged
  * a price other than the effective price at its commit.
  */
 import { parseArgs } from "node:util";
-import { Redis } from "ioredis";
+import { createRedisClient, redisReady } from "@flashsale/cache";
 import pg from "pg";
 import { checkCacheConsistency } from "./cache-check.ts";
 import { auditOrders } from "./order-audit.ts";
@@ -19,8 +20,20 @@ const pool = new pg.Pool({
   statement_timeout: 60_000,
 });
 pool.on("error", () => {});
-const redis = new Redis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379", { commandTimeout: 5_000, connectTimeout: 2_000 });
+// The services' own choice of single node vs cluster (REDIS_CLUSTER_NODES): on a cluster every
+// master is scanned, not only the one REDIS_URL happens to name.
+const redis = createRedisClient({
+  url: process.env.REDIS_URL ?? "redis://127.0.0.1:6379",
+  clusterNodes: (process.env.REDIS_CLUSTER_NODES ?? "")
+    .split(",")
+    .map((n) => n.trim())
+    .filter(Boolean),
+  commandTimeoutMs: 5_000,
+  failFast: false,
+});
+redis.on("error", () => {}); // a failed command below ends the run with its error
 try {
+  await redisReady(redis);
   const cache = await checkCacheConsistency({
     redis,
     pool,
