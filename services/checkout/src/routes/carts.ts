@@ -50,6 +50,8 @@ function principalOf(request: FastifyRequest): Principal {
 
 // Response schemas are closed (additionalProperties: false): what they list is all a client
 // gets, and the handlers' return values are type-checked against them (type provider).
+const retryAfterHeader = { type: "string", description: "seconds to wait before retrying" } as const;
+
 const orderSchema = {
   type: "object",
   required: ["id", "items", "totalCents"],
@@ -203,13 +205,21 @@ export const cartRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { deps: Che
             "idempotency-key": { type: "string", minLength: 8, maxLength: 128, pattern: "^[A-Za-z0-9_.:-]+$" },
           },
         },
+        // Headers these answers carry are declared here (contract.ts adds X-Request-Id), so the
+        // document lists every header the service sends.
         response: {
-          201: orderSchema,
+          201: {
+            ...orderSchema,
+            description: "the order (placed now, or the stored one for a repeated key on the unchanged cart)",
+            headers: {
+              "idempotent-replayed": { type: "string", enum: ["true"], description: "present on a replay: the order was placed earlier" },
+            },
+          },
           404: errorBodySchema,
           409: errorBodySchema,
           422: errorBodySchema,
-          429: errorBodySchema,
-          503: errorBodySchema,
+          429: { ...errorBodySchema, description: "RATE_LIMITED", headers: { "retry-after": retryAfterHeader } },
+          503: { ...errorBodySchema, description: "OVERLOADED or DB_UNAVAILABLE", headers: { "retry-after": retryAfterHeader } },
         },
       },
     },
