@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import type { Server } from "node:http";
 import type { Socket } from "node:net";
 import type { FastifyInstance } from "fastify";
@@ -35,8 +36,9 @@ export function clientErrorHandler(timeouts: Counter) {
     }
     const body = JSON.stringify({ error: code, message: err.message });
     if (socket.writable) {
+      // Every answer carries a request id (observability.ts); no request was parsed, so it is a new one.
       socket.write(
-        `HTTP/1.1 ${status} ${reason}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`,
+        `HTTP/1.1 ${status} ${reason}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nX-Request-Id: ${randomUUID()}\r\nConnection: close\r\n\r\n${body}`,
       );
     }
     socket.destroy();

@@ -80,3 +80,24 @@ describe("pipelining bound (real checkout process)", () => {
     expect((await fetch(`${checkout.url}/healthz`)).status).toBe(200);
   }, 30_000);
 });
+
+describe("protocol-level errors (real checkout process)", () => {
+  it("a request Node refuses before fastify sees it (400, 431) still carries an X-Request-Id", async () => {
+    const raw = (request: string) =>
+      new Promise<string>((resolve) => {
+        let received = "";
+        const socket = net.connect(PORT, "127.0.0.1", () => socket.write(request));
+        socket.on("data", (d) => {
+          received += d.toString("latin1");
+        });
+        socket.on("error", () => {});
+        socket.on("close", () => resolve(received));
+      });
+    const malformed = await raw("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Bad: a\u0001b\r\n\r\n");
+    expect(malformed).toMatch(/^HTTP\/1\.1 400 /);
+    expect(malformed).toMatch(/\r\nX-Request-Id: [0-9a-f-]{36}\r\n/i);
+    const huge = await raw(`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`);
+    expect(huge).toMatch(/^HTTP\/1\.1 431 /);
+    expect(huge).toMatch(/\r\nX-Request-Id: [0-9a-f-]{36}\r\n/i);
+  });
+});
