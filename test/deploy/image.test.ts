@@ -4,7 +4,7 @@ import { createServer } from "node:net";
 import { runId, TEST_ENV, testServiceEnv, waitFor } from "@flashsale/testkit";
 import { Kafka, logLevel } from "kafkajs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ROOT, run } from "./tools.ts";
+import { dockerIgnored, ROOT, run } from "./tools.ts";
 
 // A rehearsal of the Dockerfile's production stage without a Docker engine: the build context
 // (.dockerignore applied), `pnpm install --offline --frozen-lockfile --prod`, the generated Prisma
@@ -20,19 +20,6 @@ const TOPIC_PREFIX = `imagetest_${TAG}`;
 const GROUP = `imagetest-${TAG}`;
 let installMs = 0;
 const procs: ChildProcess[] = [];
-
-/** .dockerignore's patterns, as Docker reads them (anchored at the context root; `**\/x` = any depth). */
-function dockerIgnored(): (rel: string) => boolean {
-  const patterns = readFileSync(`${ROOT}.dockerignore`, "utf8")
-    .split("\n")
-    .map((l) => l.trim())
-    .filter((l) => l && !l.startsWith("#"));
-  return (rel) =>
-    patterns.some((p) => {
-      if (p.startsWith("**/")) return rel.split("/").includes(p.slice(3));
-      return rel === p || rel.startsWith(`${p}/`);
-    });
-}
 
 async function freePort(): Promise<number> {
   const srv = createServer();

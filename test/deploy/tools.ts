@@ -1,4 +1,5 @@
 import { execFileSync, spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 
 export const ROOT = new URL("../../", import.meta.url).pathname;
 
@@ -29,4 +30,20 @@ export function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv
   });
   if (r.error) throw r.error;
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/**
+ * .dockerignore's patterns, as Docker reads them for the paths this repository has (anchored at the
+ * context root; `**\/x` = a path segment `x` at any depth): true when `rel` stays out of the build context.
+ */
+export function dockerIgnored(): (rel: string) => boolean {
+  const patterns = readFileSync(`${ROOT}.dockerignore`, "utf8")
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith("#"));
+  return (rel) =>
+    patterns.some((p) => {
+      if (p.startsWith("**/")) return rel.split("/").includes(p.slice(3));
+      return rel === p || rel.startsWith(`${p}/`);
+    });
 }
