@@ -8,6 +8,8 @@ import { RedisTier } from "./redis-tier.ts";
 
 type Defaults = "jitter" | "waitForFillMs" | "maxFillAgeMs" | "now" | "earlyRefreshBeta" | "staleGraceMs";
 type Load<T> = () => Promise<T | null>;
+/** A lease we hold: its token, and when Redis granted it (Redis's clock, ms). */
+type Lease = { token: string; at: number };
 
 /**
  * THE consistency protocol (docs/architecture.md#cache-protocol), the read path only: L1 (bounded,
@@ -82,7 +84,7 @@ export class ProtocolCache<T> implements VersionedCache<T> {
     } catch {
       return this.bypass(load);
     }
-    if (reply.kind === "leased") return this.fillAsLeaseHolder(k, token, l1Token, load);
+    if (reply.kind === "leased") return this.fillAsLeaseHolder(k, { token, at: reply.leasedAtMs }, l1Token, load);
     if (reply.kind === "wait") return this.waitForFill(k, l1Token, load);
 
     const now = this.opts.now();
@@ -110,14 +112,14 @@ export class ProtocolCache<T> implements VersionedCache<T> {
     return { value: entry.value, source: "HIT", ageMs: now - entry.storedAt };
   }
 
-  private async fillAsLeaseHolder(k: EntityKeys, token: string, l1Token: number, load: Load<T>): Promise<CacheRead<T>> {
+  private async fillAsLeaseHolder(k: EntityKeys, lease: Lease, l1Token: number, load: Load<T>): Promise<CacheRead<T>> {
     this.emit("miss");
     let filled: Awaited<ReturnType<typeof this.loadAndFill>>;
     try {
-      filled = await this.loadAndFill(k, token, load, "fill");
+      filled = await this.loadAndFill(k, lease, load, "fill");
     } catch (err) {
       // Let the waiters go to the DB themselves rather than wait out our lease.
-      await this.releaseLease(k, token);
+      await this.releaseLease(k, lease.token);
       throw err;
     }
     if (!filled) return { value: null, source: "MISS", ageMs: 0 };
@@ -129,10 +131,12 @@ export class ProtocolCache<T> implements VersionedCache<T> {
    * Reads the DB as lease holder and fills Redis unless fenced. Returns what was read
    * (null: no row) and whether it was stored: a refused fill means our read raced a
    * write, so the value must not go into L1 either. A failed fill is reported as `failure`.
+   * Redis refuses the fill once it is older than maxFillAgeMs on its own clock (counted from the
+   * lease), however long it was held up on the way: the fence it relies on has a TTL.
    */
   private async loadAndFill(
     k: EntityKeys,
-    token: string,
+    { token, at }: Lease,
     load: Load<T>,
     failure: SuppressedOperation,
   ): Promise<{ entry: CacheEntry<T>; stored: boolean } | null> {
@@ -150,7 +154,8 @@ export class ProtocolCache<T> implements VersionedCache<T> {
     }
     try {
       const payload = encodeEntry(entry);
-      const stored = await this.remote.fill(k, token, entry.version, payload, storedTtlMs(this.opts, entry, ttlMs, this.opts.staleGraceMs));
+      const ttl = storedTtlMs(this.opts, entry, ttlMs, this.opts.staleGraceMs);
+      const stored = await this.remote.fill(k, token, entry.version, payload, ttl, at + this.opts.maxFillAgeMs);
       this.emit(stored ? "fill" : "fill_refused");
       return { entry, stored };
     } catch (err) {
@@ -200,10 +205,11 @@ export class ProtocolCache<T> implements VersionedCache<T> {
     this.refreshing.add(k.value);
     const token = randomUUID();
     void (async () => {
-      if (!(await this.remote.tryLease(k, token, this.opts.leaseMs))) return;
+      const at = await this.remote.tryLease(k, token, this.opts.leaseMs);
+      if (at === null) return;
       // A failed refresh keeps its lease until it expires (leaseMs): a sick Postgres then
       // gets one refresh attempt per key per lease period, not one per stale read.
-      const filled = await this.loadAndFill(k, token, load, "background_refresh");
+      const filled = await this.loadAndFill(k, { token, at }, load, "background_refresh");
       // The row is gone: stop serving the old value (a delete event will fence it too).
       if (!filled) await this.remote.delete(k.value);
     })()

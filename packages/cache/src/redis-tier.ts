@@ -3,7 +3,8 @@ import type { EntityKeys } from "./keys.ts";
 import type { RedisClient } from "./redis-client.ts";
 import { type ScriptCommands, withScripts } from "./scripts.ts";
 
-export type LeaseReply = { kind: "hit"; payload: string } | { kind: "leased" } | { kind: "wait" };
+/** `leasedAtMs`: when the lease was taken, on Redis's clock (a fill's deadline counts from it). */
+export type LeaseReply = { kind: "hit"; payload: string } | { kind: "leased"; leasedAtMs: number } | { kind: "wait" };
 
 export interface BreakerOptions {
   /** Opens after this many consecutive failures… */
@@ -38,17 +39,25 @@ export class RedisTier {
   async getOrLease(k: EntityKeys, token: string, leaseMs: number): Promise<LeaseReply> {
     const reply = await this.call(() => this.redis.fsGetOrLease(k.value, k.lease, token, String(leaseMs)));
     if (reply[0] === 1) return { kind: "hit", payload: reply[1] };
-    return reply[0] === 2 ? { kind: "leased" } : { kind: "wait" };
+    return reply[0] === 2 ? { kind: "leased", leasedAtMs: reply[1] } : { kind: "wait" };
   }
 
-  /** True if the lease was free and is now ours (a background refresh). */
-  async tryLease(k: EntityKeys, token: string, leaseMs: number): Promise<boolean> {
-    return (await this.call(() => this.redis.fsTryLease(k.lease, token, String(leaseMs)))) === 1;
+  /** When the lease was taken (Redis's clock, ms) if it was free and is now ours (a background refresh), else null. */
+  async tryLease(k: EntityKeys, token: string, leaseMs: number): Promise<number | null> {
+    const leasedAt = await this.call(() => this.redis.fsTryLease(k.lease, token, String(leaseMs)));
+    return leasedAt > 0 ? leasedAt : null;
   }
 
-  /** Set-if-lease-and-not-fenced; false when refused (our read raced a write, or our lease was re-taken). */
-  async fill(k: EntityKeys, token: string, version: number, payload: string, ttlMs: number): Promise<boolean> {
-    return (await this.call(() => this.redis.fsFill(k.value, k.lease, k.fence, token, String(version), payload, String(ttlMs)))) === 1;
+  /**
+   * Set-if-lease-and-not-fenced, executed only before `deadlineMs` on Redis's clock; false when
+   * refused (our read raced a write, our lease was re-taken, or the fill arrived too late).
+   */
+  async fill(k: EntityKeys, token: string, version: number, payload: string, ttlMs: number, deadlineMs: number): Promise<boolean> {
+    return (
+      (await this.call(() =>
+        this.redis.fsFill(k.value, k.lease, k.fence, token, String(version), payload, String(ttlMs), String(deadlineMs)),
+      )) === 1
+    );
   }
 
   /** Lets the waiters go (they read the DB themselves) instead of waiting out our lease. */
