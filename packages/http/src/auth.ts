@@ -8,7 +8,9 @@ import { errorBodySchema, HttpError } from "./errors.ts";
  * OpenAPI entry says so (security scheme + 401): the check and its documentation in one call.
  */
 export function protectWithBearer(app: FastifyInstance, token: string): void {
-  app.addHook("preHandler", requireBearer(token));
+  // onRequest, before the body is read: a client without the token must not make the service
+  // buffer a 16 MB import body (or trickle it for the whole request timeout) just to hear 401.
+  app.addHook("onRequest", requireBearer(token));
   app.addHook("onRoute", (route) => {
     route.schema ??= {};
     const schema = route.schema as { security?: unknown; response?: Record<string, unknown> };
