@@ -207,4 +207,21 @@ describe("one scenario definition for both drivers", () => {
     });
     expect(scenario("checkout-rush", { STOCK: "7" }).thresholds["checkout_outcomes{code:placed}"]).toEqual(["count==7"]);
   });
+
+  it("a bad parameter stops the run before it starts, naming the parameter (no NaN rate that sends nothing and passes)", () => {
+    for (const [name, env, key] of [
+      ["flash-sale", { PEAK_RATE: "abc" }, "PEAK_RATE"],
+      ["flash-sale", { DURATION_S: "-1" }, "DURATION_S"],
+      ["flash-sale", { DURATION_S: "0" }, "DURATION_S"],
+      ["flash-sale", { DURATION_S: "1.5" }, "DURATION_S"],
+      ["flash-sale", { SALE_ENDS_AFTER_S: "soon" }, "SALE_ENDS_AFTER_S"],
+      ["stampede", { READ_RATE: "1e3" }, "READ_RATE"],
+      ["stampede", { WRITE_EVERY_MS: "0" }, "WRITE_EVERY_MS"],
+      ["checkout-rush", { BUYERS: "-5" }, "BUYERS"],
+    ] as const)
+      expect(() => scenario(name, env), `${name} ${JSON.stringify(env)}`).toThrow(new RegExp(`^${key} must be a whole number`));
+    // Only the chosen scenario's parameters are read: another scenario's key does not matter.
+    expect(() => scenario("flash-sale", { READ_RATE: "abc" })).not.toThrow();
+    expect(() => scenario("nope", {})).toThrow(/unknown scenario 'nope'/);
+  });
 });

@@ -12,15 +12,30 @@
 //   yield { check: name, ok }                                                    (a k6-style check)
 // A 5xx or a transport error counts in http_req_failed (409, 429 etc. are answers, not failures).
 
-/** Executors, as k6 understands them; the native runner implements the same four kinds. */
-function shapes(env) {
-  const n = (key, dflt) => (env[key] !== undefined && env[key] !== "" ? Number(env[key]) : dflt);
-  const flashDuration = n("DURATION_S", 60);
-  const peak = n("PEAK_RATE", 60);
-  const quarter = Math.floor(flashDuration / 4);
-  const half = Math.floor(flashDuration / 2);
-  return {
-    "flash-sale": {
+/**
+ * A numeric parameter of a scenario (DURATION_S, PEAK_RATE, …): the default when unset, else a whole
+ * number of at least `min`. Anything else stops the run before it touches the stack: "abc" would
+ * otherwise become NaN (an arrival rate of NaN sends nothing, and a run with no load passes every
+ * threshold), a negative duration a stage k6 refuses after setup has already written products.
+ */
+function param(env, key, dflt, min) {
+  const raw = env[key];
+  if (raw === undefined || raw === "") return dflt;
+  const v = Number(raw);
+  if (!/^\s*\d+\s*$/.test(String(raw)) || !Number.isSafeInteger(v) || v < min)
+    throw new Error(`${key} must be a whole number >= ${min}, got '${raw}'`);
+  return v;
+}
+
+/** Executors, as k6 understands them; the native runner implements the same four kinds. Only the chosen scenario's parameters are read. */
+const SHAPES = {
+  "flash-sale"(env) {
+    const flashDuration = param(env, "DURATION_S", 60, 1);
+    const peak = param(env, "PEAK_RATE", 60, 1);
+    param(env, "SALE_ENDS_AFTER_S", 0, 0); // read by the setup flow
+    const quarter = Math.floor(flashDuration / 4);
+    const half = Math.floor(flashDuration / 2);
+    return {
       executors: {
         shoppers: {
           executor: "ramping-arrival-rate",
@@ -62,41 +77,53 @@ function shapes(env) {
         "http_req_duration{name:checkout}": ["p(99)<1500"],
         admin_write_visible_ms: ["p(99)<2000"],
       },
-    },
-    stampede: {
+    };
+  },
+  stampede(env) {
+    const duration = param(env, "DURATION_S", 30, 1);
+    const readRate = param(env, "READ_RATE", 1500, 1);
+    param(env, "HOT_KEYS", 5, 1); // read by the flows
+    param(env, "WRITE_EVERY_MS", 200, 1);
+    return {
       executors: {
         readers: {
           executor: "constant-arrival-rate",
           exec: "reader",
-          rate: n("READ_RATE", 1500),
+          rate: readRate,
           timeUnit: "1s",
-          duration: `${n("DURATION_S", 30)}s`,
+          duration: `${duration}s`,
           preAllocatedVUs: 100,
           maxVUs: 400,
         },
-        writer: { executor: "constant-vus", exec: "writer", vus: 1, duration: `${n("DURATION_S", 30)}s` },
+        writer: { executor: "constant-vus", exec: "writer", vus: 1, duration: `${duration}s` },
       },
       thresholds: { http_req_failed: ["rate==0"], "http_req_duration{name:get_product}": ["p(99)<250"] },
-    },
-    "checkout-rush": {
+    };
+  },
+  "checkout-rush"(env) {
+    const vus = param(env, "VUS", 100, 1);
+    const buyers = param(env, "BUYERS", 2000, 1);
+    const stock = param(env, "STOCK", 100, 0);
+    return {
       executors: {
         rush: {
           executor: "shared-iterations",
           exec: "buyer",
-          vus: n("VUS", 100),
-          iterations: n("BUYERS", 2000),
+          vus,
+          iterations: buyers,
           maxDuration: "5m",
         },
       },
       thresholds: {
         http_req_failed: ["rate==0"],
-        "checkout_outcomes{code:placed}": [`count==${n("STOCK", 100)}`],
+        // Exactly STOCK orders when there are at least as many buyers; otherwise every buyer buys.
+        "checkout_outcomes{code:placed}": [`count==${Math.min(stock, buyers)}`],
         "http_req_duration{name:checkout}": ["p(99)<3000"],
         "http_req_duration{name:get_product}": ["p(99)<1000"],
       },
-    },
-  };
-}
+    };
+  },
+};
 
 /** Custom metrics: name -> "counter" | "trend" (trend values in ms are times). */
 export const METRICS = {
@@ -151,6 +178,10 @@ function* createProducts(ctx, n, stock, listPriceCents, tag) {
       adminHeaders(ctx),
       "admin_create",
     );
+    if (res.status === 401 || res.status === 403)
+      throw new Error(
+        `the catalog refused the admin token (${res.status}): set ADMIN_TOKEN (environment or ADMIN_TOKEN=… argument) to the catalog's`,
+      );
     if (res.status !== 201) throw new Error(`create product: ${res.status} ${res.body}`);
     ids.push(parse(res).id);
   }
@@ -296,8 +327,8 @@ export const SCENARIO_NAMES = Object.keys(FLOWS);
  * { executors, thresholds, flows: { setup, <exec>... }, urls }.
  */
 export function scenario(name, env) {
-  const shape = shapes(env)[name];
   const flows = FLOWS[name];
-  if (!shape || !flows) throw new Error(`unknown scenario '${name}' (${SCENARIO_NAMES.join(", ")})`);
+  if (!Object.hasOwn(SHAPES, name) || !flows) throw new Error(`unknown scenario '${name}' (${SCENARIO_NAMES.join(", ")})`);
+  const shape = SHAPES[name](env);
   return { name, executors: shape.executors, thresholds: shape.thresholds, flows, urls: urls(env) };
 }
