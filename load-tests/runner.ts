@@ -77,6 +77,49 @@ export function pickGenerator(wanted: Generator | "auto" = "auto"): Generator {
   return "native";
 }
 
+/**
+ * `docker compose --profile load run … k6 run …` for a scenario, and the environment to run it in.
+ * The container sees only what is passed with -e: the overrides, the targets and the admin token
+ * (the scenario's own, i.e. ADMIN_TOKEN of this process or its KEY=value; a compose stack refuses the
+ * public default, so without it the setup's admin calls would be 401). Compose interpolates the whole
+ * file before running one service, and the catalog's ADMIN_TOKEN is required there: the token is set
+ * for that too, so the load profile runs whether or not the shell exported one.
+ */
+export function dockerK6Command(o: {
+  scenario: string;
+  env: Record<string, string>;
+  urls: { catalog: string; checkout: string };
+  adminToken: string;
+  samplesPath: string;
+  summaryPath: string;
+}): { args: string[]; env: NodeJS.ProcessEnv } {
+  const pass: [string, string][] = [
+    ...Object.entries(o.env).filter(([k]) => !["CATALOG_URL", "CHECKOUT_URL", "ADMIN_TOKEN"].includes(k)),
+    ["CATALOG_URL", o.urls.catalog],
+    ["CHECKOUT_URL", o.urls.checkout],
+    ["ADMIN_TOKEN", o.adminToken],
+    ["K6_NO_USAGE_REPORT", "true"],
+    ["SUMMARY_FILE", `/flashsale/${relative(ROOT, o.summaryPath)}`],
+  ];
+  return {
+    args: [
+      "compose",
+      "--profile",
+      "load",
+      "run",
+      "--rm",
+      ...pass.flatMap(([k, v]) => ["-e", `${k}=${v}`]),
+      "k6",
+      "run",
+      "--quiet",
+      "--out",
+      `json=/flashsale/${relative(ROOT, o.samplesPath)}`,
+      `/flashsale/load-tests/${o.scenario}.js`,
+    ],
+    env: { ...process.env, ADMIN_TOKEN: o.adminToken },
+  };
+}
+
 async function scrape(url: string): Promise<Map<string, number>> {
   const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5_000) });
   return parseExposition(await res.text());
@@ -101,7 +144,13 @@ export async function runLoadTest(o: RunOptions): Promise<RunResult> {
     CATALOG_URL: urls.catalog,
     CHECKOUT_URL: urls.checkout,
   };
-  const s = defineScenario(o.scenario, env);
+  let s: ReturnType<typeof defineScenario>;
+  try {
+    s = defineScenario(o.scenario, env);
+  } catch (err) {
+    // A refused KEY=value: nothing has been sent yet.
+    throw Object.assign(new Error((err as Error).message), { usage: true });
+  }
   const generator = pickGenerator(o.generator ?? ((process.env.LOAD_GENERATOR as Generator | undefined) || "auto"));
   for (const [name, url] of Object.entries(urls)) {
     const r = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(3_000) }).catch(() => null);
@@ -151,12 +200,8 @@ export async function runLoadTest(o: RunOptions): Promise<RunResult> {
         iterationErrors = r.iterationErrors;
         for (const e of r.firstErrors) log(`[load-tests] iteration error: ${e}`);
       } else {
-        const envArgs = Object.entries(o.env).concat([
-          ["CATALOG_URL", urls.catalog],
-          ["CHECKOUT_URL", urls.checkout],
-          ["K6_NO_USAGE_REPORT", "true"],
-        ]);
         const script = `load-tests/${o.scenario}.js`;
+        const docker = dockerK6Command({ scenario: o.scenario, env: o.env, urls, adminToken: s.urls.adminToken, samplesPath, summaryPath });
         const res =
           generator === "k6"
             ? spawnSync("k6", ["run", "--quiet", "--out", `json=${samplesPath}`, script], {
@@ -164,26 +209,7 @@ export async function runLoadTest(o: RunOptions): Promise<RunResult> {
                 stdio: "inherit",
                 env: { ...env, SUMMARY_FILE: summaryPath, K6_NO_USAGE_REPORT: "true" },
               })
-            : spawnSync(
-                "docker",
-                [
-                  "compose",
-                  "--profile",
-                  "load",
-                  "run",
-                  "--rm",
-                  ...envArgs.flatMap(([k, v]) => ["-e", `${k}=${v}`]),
-                  "-e",
-                  `SUMMARY_FILE=/flashsale/${relative(ROOT, summaryPath)}`,
-                  "k6",
-                  "run",
-                  "--quiet",
-                  "--out",
-                  `json=/flashsale/${relative(ROOT, samplesPath)}`,
-                  `/flashsale/${script}`,
-                ],
-                { cwd: ROOT, stdio: "inherit" },
-              );
+            : spawnSync("docker", docker.args, { cwd: ROOT, stdio: "inherit", env: docker.env });
         // k6 exits 99 when a threshold fails; the thresholds are evaluated below from the samples too.
         generatorOk = res.status === 0 || res.status === 99;
         if (!generatorOk) log(`[load-tests] k6 exited with ${res.status ?? res.signal}`);
@@ -196,8 +222,25 @@ export async function runLoadTest(o: RunOptions): Promise<RunResult> {
       await sampler;
     }
     const finishedAt = Date.now();
-    scrapes.push(await scrapeAll());
-    const readsAfter = await productReadCount(pool);
+    // A service that went down during the run must not cost the report: the last scrape that
+    // answered stands in, and the verdict below says which service stopped answering.
+    let endScrapeError: string | null = null;
+    try {
+      scrapes.push(await scrapeAll());
+    } catch (err) {
+      const down: string[] = [];
+      for (const [name, url] of Object.entries(urls))
+        if (
+          !(await scrape(url).then(
+            () => true,
+            () => false,
+          ))
+        )
+          down.push(name);
+      endScrapeError = `${down.join(", ") || "a service"} did not answer /metrics after the run (${(err as Error).message})`;
+      log(`[load-tests] ${endScrapeError}`);
+    }
+    const readsAfter = await productReadCount(pool).catch(() => readsBefore);
 
     // Settle: the last changes need their invalidation (milliseconds); the checker's grace covers it.
     const runProducts = [
@@ -219,7 +262,6 @@ export async function runLoadTest(o: RunOptions): Promise<RunResult> {
     };
     const orders = await auditOrders(pool, scoped ? { since: startedAt, productIds: runProducts } : { since: startedAt });
     const points = await readSamples(samplesPath);
-    await rm(rawDir, { recursive: true, force: true });
 
     const first = scrapes[0] as Scrape;
     const lastScrape = scrapes.at(-1) as Scrape;
@@ -313,6 +355,11 @@ export async function runLoadTest(o: RunOptions): Promise<RunResult> {
         label: "no sale price after the sale closed",
         ok: summary.staleSaleReads === 0,
         detail: `${summary.staleSaleReads} stale sale reads`,
+      },
+      {
+        label: "services up at the end",
+        ok: endScrapeError === null,
+        detail: endScrapeError ?? "catalog, checkout and invalidator answered /metrics",
       },
     ];
     const runOk = generatorOk && verdicts.every((v) => v.ok);
@@ -477,6 +524,7 @@ export async function runLoadTest(o: RunOptions): Promise<RunResult> {
     log(`\n${md}\nReport: ${files.html}`);
     return { ok: runOk, summary, files };
   } finally {
+    await rm(rawDir, { recursive: true, force: true });
     await pool.end();
     redis.disconnect();
   }

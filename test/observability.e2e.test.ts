@@ -10,8 +10,8 @@
  *    (infra/observability/grafana/dashboards/flashsale.json) returns data.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { connect, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type ServiceProcess, spawnService, TEST_ENV, waitFor } from "@flashsale/testkit";
@@ -126,6 +126,46 @@ describe("load-test run", () => {
     // Self-contained: no script, no stylesheet, no reference outside the file (only #fragment ids).
     expect(html).not.toMatch(/<script|<link|<img|\b(src|href)="(?!#)|url\((?!#)/i);
   });
+
+  it("a service that stops answering during the run: the report is still written, fails, and names it", async () => {
+    // A TCP proxy in front of this test's checkout, closed mid-run (the checkout itself keeps running).
+    const sockets = new Set<Socket>();
+    const proxy = createServer((c) => {
+      const u = connect(ports.checkout, "127.0.0.1");
+      for (const x of [c, u]) {
+        sockets.add(x);
+        x.on("error", () => {});
+        x.on("close", () => sockets.delete(x));
+      }
+      c.pipe(u).pipe(c);
+    });
+    await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
+    const proxyPort = (proxy.address() as { port: number }).port;
+    const down = setTimeout(() => {
+      proxy.close();
+      for (const x of sockets) x.destroy();
+    }, 2_000);
+    const r = await runLoadTest({
+      scenario: "flash-sale",
+      env: { DURATION_S: "4", PEAK_RATE: "3" },
+      outDir: join(work, "down"),
+      generator: "native",
+      catalogUrl: `http://127.0.0.1:${ports.catalog}`,
+      checkoutUrl: `http://127.0.0.1:${proxyPort}`,
+      invalidatorUrl: `http://127.0.0.1:${ports.invalidator}`,
+      databaseUrl: TEST_ENV.databaseUrl,
+      redisUrl: TEST_ENV.redisUrl,
+      scope: "run",
+      log: () => {},
+    }).finally(() => clearTimeout(down));
+    expect(r.ok).toBe(false);
+    expect((r.summary as { failedRequests: number }).failedRequests).toBeGreaterThan(0);
+    const html = readFileSync(r.files.html, "utf8");
+    expect(html).toMatch(/<li class="fail" data-verdict="services up at the end"><b>FAIL<\/b>[^<]*<span>checkout did not answer/);
+    // Its raw samples are gone as after any run (nothing left under load-tests/results/.raw).
+    const raw = join(ROOT, "load-tests/results/.raw");
+    expect(existsSync(raw) ? readdirSync(raw).filter((d) => d.startsWith(`flash-sale-${process.pid}-`)) : []).toEqual([]);
+  }, 120_000);
 
   it.skipIf(skipChromium)("renders its charts in headless Chromium", async () => {
     const browser = await chromium.launch({

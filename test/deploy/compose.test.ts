@@ -1,6 +1,7 @@
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { beforeAll, describe, expect, it } from "vitest";
+import { dockerK6Command } from "../../load-tests/runner.ts";
 import { goTool, ROOT, run } from "./tools.ts";
 
 // docker-compose.yml, validated by Compose v2 itself (`docker compose config` needs no engine),
@@ -99,6 +100,44 @@ describe("docker-compose.yml", () => {
     expect(connect?.image).toBe(`quay.io/debezium/connect:${pomVersion("debezium.version")}`);
     expect(services["connect-init"]?.image).toBe(connect?.image);
     expect(services.kafka?.image).toBe(`apache/kafka:${pomVersion("kafka.version")}`);
+  });
+
+  it("load-tests/run's docker path: compose renders the load profile in the environment the runner gives it, and k6 gets the admin token", () => {
+    const { ADMIN_TOKEN: _a, ...shell } = process.env; // a shell that exported no ADMIN_TOKEN
+    const saved = process.env.ADMIN_TOKEN;
+    delete process.env.ADMIN_TOKEN;
+    let cmd: ReturnType<typeof dockerK6Command>;
+    try {
+      cmd = dockerK6Command({
+        scenario: "flash-sale",
+        env: { PEAK_RATE: "5", ADMIN_TOKEN: SECRET },
+        urls: { catalog: "http://127.0.0.1:3001", checkout: "http://127.0.0.1:3002" },
+        adminToken: SECRET,
+        samplesPath: `${ROOT}load-tests/results/.raw/x/samples.ndjson`,
+        summaryPath: `${ROOT}load-tests/results/.raw/x/summary.json`,
+      });
+    } finally {
+      if (saved !== undefined) process.env.ADMIN_TOKEN = saved;
+    }
+    // `docker compose … run` interpolates the whole file first (the catalog's ADMIN_TOKEN is required).
+    const cfg = run(compose, ["-f", "docker-compose.yml", "--profile", "load", "config", "--format", "json", "k6"], {
+      env: { ...shell, ...cmd.env },
+    });
+    expect(cfg.status, cfg.stderr).toBe(0);
+    expect(JSON.parse(cfg.stdout).services.k6.image).toMatch(/^grafana\/k6:/);
+    const passed = cmd.args.flatMap((a, i) => (cmd.args[i - 1] === "-e" ? [a] : []));
+    expect(passed).toContain(`ADMIN_TOKEN=${SECRET}`);
+    expect(passed.filter((p) => p.startsWith("ADMIN_TOKEN="))).toHaveLength(1);
+    expect(passed).toContain("CATALOG_URL=http://127.0.0.1:3001");
+    expect(passed).toContain("PEAK_RATE=5");
+    expect(cmd.args.slice(cmd.args.indexOf("k6"))).toEqual([
+      "k6",
+      "run",
+      "--quiet",
+      "--out",
+      "json=/flashsale/load-tests/results/.raw/x/samples.ndjson",
+      "/flashsale/load-tests/flash-sale.js",
+    ]);
   });
 });
 
