@@ -53,7 +53,15 @@ export async function claimCart(db: Db, cartId: string, principal: Principal): P
   await db.$executeRaw`UPDATE carts SET user_id = ${principal} WHERE id = ${cartId}::uuid AND user_id IS NULL`;
 }
 
-export type AddItemResult = "ok" | "cart_not_found" | "product_not_found";
+export type AddItemResult = "ok" | "cart_not_found" | "product_not_found" | "cart_full";
+
+/**
+ * Distinct products a cart may hold (through the API; raw SQL is not limited). Without a bound
+ * one anonymous cart of 9,000 lines made a checkout hold stock-gate reservations on every one of
+ * them for seconds (everyone else: OUT_OF_STOCK) and run a transaction past its 5 s limit while
+ * holding their inventory rows, and one GET of the cart fired 9,000 price lookups at once.
+ */
+export const MAX_CART_LINES = 100;
 
 /**
  * Adds (or replaces) a line, recording the effective price and version the shopper
@@ -74,9 +82,16 @@ export async function upsertCartItem(
            FOR NO KEY UPDATE
          ),
          product AS (SELECT id, product_effective_price_cents(p, now()) AS price, version FROM products p WHERE id = ${productId}),
+         -- A new line beyond MAX_CART_LINES is refused, a line already in the cart may still
+         -- change (the count is the statement's snapshot: concurrent adds may overshoot a little).
+         capacity AS (
+           SELECT count(*) >= ${MAX_CART_LINES} AND NOT bool_or(ci.product_id = ${productId}) AS is_full
+           FROM cart_items ci, cart WHERE ci.cart_id = cart.id
+         ),
          upserted AS (
            INSERT INTO cart_items (cart_id, product_id, quantity, price_cents_seen, version_seen)
            SELECT cart.id, product.id, ${quantity}, product.price, product.version FROM cart, product
+           WHERE NOT (SELECT is_full FROM capacity)
            ON CONFLICT (cart_id, product_id) DO UPDATE
              SET quantity = EXCLUDED.quantity, price_cents_seen = EXCLUDED.price_cents_seen,
                  version_seen = EXCLUDED.version_seen, added_at = now()
@@ -87,6 +102,7 @@ export async function upsertCartItem(
   const r = rows[0];
   if (!r?.cart_found) return "cart_not_found";
   if (!r.product_found) return "product_not_found";
+  if (!r.upserted) return "cart_full";
   return "ok";
 }
 

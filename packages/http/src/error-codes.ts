@@ -25,6 +25,7 @@ export const ERROR_CODES = {
   PRICE_CHANGED: "a cart line's price changed since it was added",
   OUT_OF_STOCK: "not enough stock for a cart line",
   CART_EMPTY: "the cart has no items",
+  CART_FULL: "the cart already holds the most distinct products a cart may hold (100); change an existing line or check out",
   CONFLICT: "the write conflicts with existing data (uniqueness or a reference) or with a concurrent write (retry)",
   PRODUCT_IN_ORDERS: "the product appears in orders and cannot be deleted",
   // 408, 413, 415, 431

@@ -7,6 +7,7 @@ import {
   findCart,
   findOrder,
   findProduct,
+  MAX_CART_LINES,
   type Principal,
   upsertCartItem,
 } from "@flashsale/db";
@@ -165,7 +166,11 @@ export const cartRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { deps: Che
           },
           additionalProperties: false,
         },
-        response: { 201: cartSchema, 404: errorBodySchema },
+        response: {
+          201: cartSchema,
+          404: errorBodySchema,
+          409: { ...errorBodySchema, description: "CART_FULL: a new line past the cart's limit of distinct products (or CONFLICT)" },
+        },
       },
     },
     async (request, reply) => {
@@ -175,6 +180,13 @@ export const cartRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { deps: Che
       const result = await upsertCartItem(deps.db, id, principal, request.body.productId, request.body.quantity);
       if (result === "cart_not_found") throw cartNotFound(id);
       if (result === "product_not_found") throw new HttpError(404, "PRODUCT_NOT_FOUND", `product ${request.body.productId} not found`);
+      if (result === "cart_full") {
+        throw new HttpError(
+          409,
+          "CART_FULL",
+          `a cart holds at most ${MAX_CART_LINES} distinct products; change an existing line or check out`,
+        );
+      }
       const cart = await findCart(deps.db, id, principal);
       if (!cart) throw cartNotFound(id);
       return reply.status(201).send(await withCurrentPrices(deps, cart));
