@@ -82,6 +82,7 @@ describe("GET /products/:id", () => {
     });
     const during = await app.inject({ url: `/products/${p.id}` });
     expect(during.json()).toMatchObject({ priceCents: 600, validUntil: endsAt.toISOString() });
+    const saleEtag = String(during.headers.etag);
     expect((await app.inject({ url: `/products/${p.id}` })).headers["x-cache"]).toBe("HIT");
     const after = await waitFor(
       async () => {
@@ -93,6 +94,11 @@ describe("GET /products/:id", () => {
     // Never the sale price at or after endsAt: the TTL was capped at the boundary.
     expect(Date.now()).toBeGreaterThanOrEqual(endsAt.getTime());
     expect(after.json().validUntil).toBeNull();
+    // A client revalidating the sale-time answer must not be told it is still current (no write
+    // happened, so the version alone has not changed).
+    const revalidated = await app.inject({ url: `/products/${p.id}`, headers: { "if-none-match": saleEtag } });
+    expect(revalidated.statusCode).toBe(200);
+    expect(revalidated.json().priceCents).toBe(1000);
   });
 
   it("degrades to Postgres with X-Cache: BYPASS when Redis is unreachable", async () => {

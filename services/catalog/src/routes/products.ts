@@ -16,7 +16,10 @@ const xCache = {
 };
 const cachedReadHeaders = {
   ...xCache,
-  etag: { type: "string", description: 'the row version, quoted: "<version>"' },
+  etag: {
+    type: "string",
+    description: 'identifies the representation: "<version>", or "<version>.<validUntil in epoch ms>" while a sale boundary is scheduled',
+  },
   age: { type: "string", description: "seconds since the cached value was read from Postgres" },
   "cache-control": { type: "string", description: "no-cache: revalidate with If-None-Match" },
 };
@@ -48,6 +51,16 @@ async function readThroughCache(deps: CatalogDeps, id: number) {
   }
 }
 
+/**
+ * The ETag names the representation, not only the row: a sale starting or ending changes the
+ * price without a write (the version stays), so while a boundary is scheduled the ETag carries it
+ * too (validUntil changes at every boundary). Otherwise a client revalidating with If-None-Match
+ * after a sale ended would get 304 and keep showing the sale price.
+ */
+function etagOf(p: Product): string {
+  return p.validUntil === null ? `"${p.version}"` : `"${p.version}.${Date.parse(p.validUntil)}"`;
+}
+
 /** Public reads. `GET /products/:id` is cache-aside; listing reads Postgres directly. Types come from the schemas. */
 export const productRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { deps: CatalogDeps } }> = async (app, { deps }) => {
   app.get("/products/:id", { schema: getProductSchema }, async (request, reply) => {
@@ -57,7 +70,7 @@ export const productRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { deps: 
       reply.header("x-cache", read.source);
       throw new HttpError(404, "NOT_FOUND", `product ${id} not found`);
     }
-    const etag = `"${read.value.version}"`;
+    const etag = etagOf(read.value);
     reply.headers({ "x-cache": read.source, age: String(Math.floor(read.ageMs / 1000)), etag, "cache-control": "no-cache" });
     if (request.headers["if-none-match"] === etag) return reply.status(304).send();
     return read.value satisfies Product;
