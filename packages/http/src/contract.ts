@@ -60,7 +60,8 @@ function completeRouteContract(route: RouteOptions): void {
   const takesInput = Boolean(schema.params || schema.querystring || schema.body || schema.headers);
   if (takesInput)
     response["400"] ??= errorResponse("VALIDATION_FAILED, UNKNOWN_PROPERTY or INVALID_VALUE: the input does not match this operation");
-  if (schema.body || method === "POST" || method === "PUT") {
+  // fastify parses a body on every method but GET/HEAD (DELETE included): 413/415 can come from any of them.
+  if (schema.body || (method !== "GET" && method !== "HEAD")) {
     response["413"] ??= errorResponse("PAYLOAD_TOO_LARGE");
     response["415"] ??= errorResponse("UNSUPPORTED_MEDIA_TYPE");
   }
