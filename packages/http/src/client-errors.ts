@@ -1,9 +1,10 @@
 import { randomUUID } from "node:crypto";
 import type { Server } from "node:http";
 import type { Socket } from "node:net";
-import type { FastifyInstance } from "fastify";
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { Counter, type Registry } from "prom-client";
 import type { ErrorCode } from "./error-codes.ts";
+import { REQUEST_ID_HEADER } from "./observability.ts";
 
 /** Set on a socket that Node cut for taking too long (headers or whole request). */
 const TIMED_OUT = Symbol("flashsale.timedOut");
@@ -106,4 +107,21 @@ export function limitPipelining(server: Server, max: number, metrics: Registry):
       socket.destroy();
     }
   });
+}
+
+/**
+ * Errors fastify's router raises before any route or hook runs (fastify's `frameworkErrors`):
+ * a URL that is not valid percent-encoding (`/products/%FF`), a path parameter over 100
+ * characters. Fastify answered them with its own body (`"error": "Bad Request"`, not a catalogue
+ * code), without X-Request-Id, and the long parameter with an undocumented 414. Now: 400
+ * BAD_REQUEST / VALIDATION_FAILED in the shape of every other error.
+ */
+export function routerErrorHandler(err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const internal = err.code === "FST_ERR_ASYNC_CONSTRAINT";
+  if (internal) request.log.error({ err }, "router constraint failed");
+  const code: ErrorCode = internal ? "INTERNAL" : err.code === "FST_ERR_MAX_PARAM_LENGTH" ? "VALIDATION_FAILED" : "BAD_REQUEST";
+  reply
+    .header(REQUEST_ID_HEADER, request.id)
+    .status(internal ? 500 : 400)
+    .send({ error: code, message: err.message });
 }

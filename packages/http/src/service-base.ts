@@ -1,7 +1,7 @@
 import AjvCompiler from "@fastify/ajv-compiler";
 import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from "fastify";
 import type { Registry } from "prom-client";
-import { clientErrorHandler, countClientAborts, limitPipelining, requestTimeoutCounter } from "./client-errors.ts";
+import { clientErrorHandler, countClientAborts, limitPipelining, requestTimeoutCounter, routerErrorHandler } from "./client-errors.ts";
 import { installApiContract } from "./contract.ts";
 import { trackDbQueriesPerRequest } from "./db-queries.ts";
 import { installErrorHandling } from "./errors.ts";
@@ -122,6 +122,7 @@ export async function createServiceBase(opts: ServiceBaseOptions): Promise<Fasti
       ),
     },
     clientErrorHandler: clientErrorHandler(timeouts),
+    frameworkErrors: routerErrorHandler,
     trustProxy: limits.trustedProxies.length > 0 ? limits.trustedProxies : false,
     genReqId: requestIdFor,
     schemaController: { compilersFactory: strictBodyValidators() },

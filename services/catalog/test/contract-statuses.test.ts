@@ -1,3 +1,4 @@
+import net from "node:net";
 import { createDb, type Db } from "@flashsale/db";
 import { createLogger, createMetricsRegistry } from "@flashsale/telemetry";
 import { redisClient, TEST_ENV } from "@flashsale/testkit";
@@ -48,5 +49,34 @@ describe("DELETE /admin/products/{id}: every status answered is documented", () 
     expect(res.statusCode).toBe(status);
     const doc = (await app.inject({ url: "/docs/json" })).json() as Doc;
     expect(Object.keys(doc.paths["/admin/products/{id}"]?.delete?.responses ?? {})).toContain(String(status));
+  });
+});
+
+/** One raw request on a fresh connection (no client-side URL normalisation); the whole answer. */
+async function raw(path: string): Promise<{ status: number; headers: string; body: string }> {
+  await app.listen({ host: "127.0.0.1", port: 0 }).catch(() => {}); // listening already: fine
+  const { port } = app.server.address() as net.AddressInfo;
+  const text = await new Promise<string>((resolve) => {
+    let received = "";
+    const socket = net.connect(port, "127.0.0.1", () => socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`));
+    socket.on("data", (d) => {
+      received += d.toString();
+    });
+    socket.on("error", () => {});
+    socket.on("close", () => resolve(received));
+  });
+  const [head = "", body = ""] = text.split("\r\n\r\n");
+  return { status: Number(head.split(" ")[1]), headers: head.toLowerCase(), body };
+}
+
+describe("URLs the router refuses before any route runs", () => {
+  it.each([
+    ["not valid percent-encoding", "/products/%FF", "BAD_REQUEST"],
+    ["a path parameter over 100 characters", `/products/${"1".repeat(200)}`, "VALIDATION_FAILED"],
+  ])("%s: 400 with a catalogue code and an X-Request-Id (was fastify's own body, 414 for the long one)", async (_name, path, code) => {
+    const res = await raw(path);
+    expect(res.status).toBe(400);
+    expect(JSON.parse(res.body).error).toBe(code);
+    expect(res.headers).toMatch(/\r\nx-request-id: [0-9a-f-]{36}/);
   });
 });
