@@ -59,11 +59,12 @@ pnpm --silent db:generate >/dev/null
 # Debian's Chromium and Prometheus for test/observability.e2e.test.ts (the load-test report
 # rendered headless; the dashboard's queries against a native Prometheus). As root only; without
 # root and without them, that test says what is missing and skips.
-missing_pkgs=()
-[ -x /usr/bin/chromium ] || missing_pkgs+=(chromium)
-command -v prometheus >/dev/null || missing_pkgs+=(prometheus)
-if [ "${#missing_pkgs[@]}" -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  say "installing ${missing_pkgs[*]} (apt-get)"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing_pkgs[@]}" >/dev/null ||
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing_pkgs[@]}" >/dev/null; }
+if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  say "installing chromium (apt-get)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null ||
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+fi
+# Prometheus through its script: the package's own service (0.0.0.0:9090) is stopped and disabled.
+if ! command -v prometheus >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  bash "$ROOT/infra/observability/prometheus-native" install
 fi

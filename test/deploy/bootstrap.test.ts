@@ -1,4 +1,4 @@
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -28,6 +28,7 @@ function setup(): { repo: string; env: NodeJS.ProcessEnv; installs: () => number
   exe(join(stubs, "node"), `case "$1" in -p) echo 20;; *) echo v20.0.0;; esac`);
   exe(join(stubs, "pnpm"), `[ "$1" = --version ] && echo 10.34.8; exit 0`);
   exe(join(stubs, "apt-get"), "exit 0");
+  exe(join(stubs, "prometheus"), "exit 0"); // present: the bootstrap installs nothing with apt here
   // python3 -m venv DIR: a venv whose pip "installs" the wheel (a node that says 24) and counts it.
   exe(
     join(stubs, "python3"),
@@ -60,5 +61,32 @@ describe("scripts/bootstrap.sh: Node 24 into .state/node24", () => {
     expect(r.stdout).toContain("does not run: installing it again");
     expect(r.stdout).toContain("v24.19.0");
     expect(installs()).toBe(2);
+  });
+});
+
+describe("infra/observability/prometheus-native install", () => {
+  it("after installing Debian's package, stops and disables the package's own service (it would hold :9090 on every interface)", () => {
+    const stubs = join(work, "prom-stubs");
+    mkdirSync(stubs, { recursive: true });
+    const log = join(work, "systemctl.log");
+    // A PATH without the machine's own prometheus: the stubs and a few coreutils.
+    const tools = join(work, "prom-tools");
+    mkdirSync(tools, { recursive: true });
+    for (const t of ["dirname", "chmod", "cat", "mkdir", "rm"]) symlinkSync(`/usr/bin/${t}`, join(tools, t));
+    const env = { HOME: work, PATH: `${stubs}:${tools}` };
+    exe(join(stubs, "id"), "echo 0"); // the install path is root's
+    exe(join(stubs, "apt-get"), `printf '#!/bin/sh\\nexit 0\\n' > "${stubs}/prometheus"; chmod +x "${stubs}/prometheus"`);
+    exe(join(stubs, "systemctl"), `echo "$*" >> "${log}"; exit 0`);
+    const r = run("/bin/bash", [join(ROOT, "infra/observability/prometheus-native"), "install"], { env });
+    expect(r.status, r.stderr).toBe(0);
+    expect(existsSync(join(stubs, "prometheus"))).toBe(true);
+    expect(readFileSync(log, "utf8")).toContain("disable --now prometheus");
+    // Already there: nothing installed, the service left alone.
+    rmSync(log);
+    expect(
+      run("bash", [join(ROOT, "infra/observability/prometheus-native"), "install"], { env: { HOME: work, PATH: `${stubs}:/usr/bin:/bin` } })
+        .status,
+    ).toBe(0);
+    expect(existsSync(log)).toBe(false);
   });
 });
