@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runNative } from "./native.ts";
-import { evaluateThresholds, type Point, readSamples } from "./report.ts";
+import { buildTimeline, evaluateThresholds, type Point, readSamples, type Scrape } from "./report.ts";
 import type { Executor, Scenario } from "./scenarios.js";
 import { SCENARIO_NAMES, scenario } from "./scenarios.js";
 
@@ -179,6 +179,30 @@ describe("thresholds (k6 expressions)", () => {
       { metric: "http_req_duration", t: Date.parse("2026-11-26T06:00:01.123Z"), value: 12.5, tags: { name: "get_product", status: "200" } },
       { metric: "stale_sale_reads", t: Date.parse("2026-11-26T06:00:02Z"), value: 1, tags: {} },
     ]);
+  });
+});
+
+describe("report timeline", () => {
+  it("puts every per-second point at the middle of its interval, so one moment lines up across the charts", () => {
+    const t0 = Date.parse("2026-11-26T06:00:00Z");
+    const at = (s: number) => t0 + s * 1000;
+    const metrics = (l1Hit: number) => new Map([['catalog_cache_events_total{event="l1_hit",service="catalog"}', l1Hit]]);
+    const scrape = (s: number, l1Hit: number): Scrape => ({
+      t: at(s),
+      catalog: metrics(l1Hit),
+      checkout: new Map(),
+      invalidator: new Map(),
+    });
+    const points: Point[] = [
+      { metric: "http_req_duration", t: at(7.3), value: 5, tags: { name: "get_product" } },
+      { metric: "checkout_outcomes", t: at(7.6), value: 1, tags: { code: "placed" } },
+    ];
+    // A request at 7.3 s, an order at 7.6 s, the L1 hits counted between the scrapes at 7 s and 8 s, the close at 7.5 s.
+    const tl = buildTimeline(points, [scrape(7, 0), scrape(8, 10)], t0, [{ label: "sale closed", at: at(7.5) }]);
+    expect(tl.requestRate.get_product?.find(([, v]) => v)).toEqual([7.5, 1]);
+    expect(tl.checkoutOutcomes.placed?.find(([, v]) => v)).toEqual([7.5, 1]);
+    expect(tl.hitRatio.l1).toEqual([[7.5, 100]]);
+    expect(tl.marks).toEqual([{ label: "sale closed", x: 7.5 }]);
   });
 });
 

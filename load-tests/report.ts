@@ -196,17 +196,21 @@ export function buildTimeline(points: Point[], scrapes: Scrape[], startMs: numbe
   const requestRate: Record<string, XY[]> = {};
   const p50: Record<string, XY[]> = {};
   const p99: Record<string, XY[]> = {};
+  // Every point sits at the middle of the interval it summarises: second i of the samples at i + 0.5,
+  // the delta between two scrapes at the midpoint of their times. So a moment (the sale's close, a
+  // dip in the hit ratio, a burst of requests) lines up across the charts.
+  const mid = (i: number) => i + 0.5;
   for (const [name, perSec] of [...durations.entries()].sort()) {
-    requestRate[name] = perSec.map((v, i) => [i, v.length]);
-    p50[name] = perSec.map((v, i) => [i, percentile(v, 50)]);
-    p99[name] = perSec.map((v, i) => [i, percentile(v, 99)]);
+    requestRate[name] = perSec.map((v, i) => [mid(i), v.length]);
+    p50[name] = perSec.map((v, i) => [mid(i), percentile(v, 50)]);
+    p99[name] = perSec.map((v, i) => [mid(i), percentile(v, 99)]);
   }
   const hitRatio: Timeline["hitRatio"] = { l1: [], redis: [], postgres: [] };
   const invalidationLag: Timeline["invalidationLag"] = { p50: [], p99: [], evictions: [] };
   for (let i = 1; i < scrapes.length; i++) {
     const a = scrapes[i - 1] as Scrape;
     const b = scrapes[i] as Scrape;
-    const x = (b.t - startMs) / 1000;
+    const x = ((a.t + b.t) / 2 - startMs) / 1000;
     const ev = (e: string) => seriesDelta(a.catalog, b.catalog, "catalog_cache_events_total", "event", e);
     const l1Hit = ev("l1_hit");
     const l1Miss = ev("l1_miss");
@@ -219,12 +223,12 @@ export function buildTimeline(points: Point[], scrapes: Scrape[], startMs: numbe
     invalidationLag.evictions.push([x, seriesDelta(a.invalidator, b.invalidator, "invalidator_events_total", "outcome", "evicted")]);
   }
   const checkoutOutcomes: Record<string, XY[]> = {};
-  for (const [code, arr] of [...outcomes.entries()].sort()) checkoutOutcomes[code] = arr.map((v, i) => [i, v]);
+  for (const [code, arr] of [...outcomes.entries()].sort()) checkoutOutcomes[code] = arr.map((v, i) => [mid(i), v]);
   return {
     requestRate,
     p50,
     p99,
-    failures: failures.map((v, i) => [i, v]),
+    failures: failures.map((v, i) => [mid(i), v]),
     hitRatio,
     invalidationLag,
     staleReadWindow,
