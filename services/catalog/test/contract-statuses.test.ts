@@ -37,7 +37,7 @@ afterAll(async () => {
 });
 
 interface Doc {
-  paths: Record<string, Record<string, { responses: Record<string, unknown> }>>;
+  paths: Record<string, Record<string, { responses: Record<string, unknown>; requestBody?: { content?: Record<string, unknown> } }>>;
 }
 
 describe("DELETE /admin/products/{id}: every status answered is documented", () => {
@@ -78,5 +78,17 @@ describe("URLs the router refuses before any route runs", () => {
     expect(res.status).toBe(400);
     expect(JSON.parse(res.body).error).toBe(code);
     expect(res.headers).toMatch(/\r\nx-request-id: [0-9a-f-]{36}/);
+  });
+});
+
+describe("POST /admin/import: the document describes its body", () => {
+  it("declares a CSV and a JSON-lines request body; a JSON or missing body is still 415", async () => {
+    const doc = (await app.inject({ url: "/docs/json" })).json() as Doc;
+    const content = doc.paths["/admin/import"]?.post?.requestBody?.content ?? {};
+    expect(Object.keys(content).sort()).toEqual(["application/x-ndjson", "text/csv"]);
+    const json = await app.inject({ method: "POST", url: "/admin/import", headers: admin, payload: { sku: "A", listPriceCents: 1 } });
+    expect([json.statusCode, json.json().error]).toEqual([415, "UNSUPPORTED_MEDIA_TYPE"]);
+    const none = await app.inject({ method: "POST", url: "/admin/import", headers: admin });
+    expect([none.statusCode, none.json().error]).toEqual([415, "UNSUPPORTED_MEDIA_TYPE"]);
   });
 });

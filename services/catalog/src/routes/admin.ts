@@ -175,9 +175,18 @@ export const adminRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { deps: Ca
     "/admin/import",
     {
       bodyLimit: IMPORT_BODY_LIMIT,
+      // Before the body schema: a JSON or missing body is the wrong media type (415), not a bad value.
+      preValidation: async (request) => {
+        if (typeof request.body !== "string") {
+          throw new HttpError(415, "UNSUPPORTED_MEDIA_TYPE", "send text/csv or application/x-ndjson");
+        }
+      },
       schema: {
         description: `CSV (text/csv, header with sku,listPriceCents) or JSON lines (application/x-ndjson); at most ${MAX_IMPORT_ROWS} rows. One set-based UPDATE; cache eviction happens through CDC.`,
         consumes: ["text/csv", "application/x-ndjson"],
+        // Declared so the document has a request body for each media type (it had none); the
+        // text itself is checked by parsePriceImport, line by line.
+        body: { type: "string", description: "the file: CSV with a sku,listPriceCents header, or one JSON object per line" },
         response: {
           200: {
             description: "what the import changed",
@@ -197,9 +206,6 @@ export const adminRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { deps: Ca
       },
     },
     async (request) => {
-      if (typeof request.body !== "string") {
-        throw new HttpError(415, "UNSUPPORTED_MEDIA_TYPE", "send text/csv or application/x-ndjson");
-      }
       const rows = parsePriceImport(request.body, request.headers["content-type"] ?? "");
       return importListPrices(deps.db, rows, { traceparent: currentTraceparent() });
     },
