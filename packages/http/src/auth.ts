@@ -26,8 +26,9 @@ export function protectWithBearer(app: FastifyInstance, token: string): void {
 export function requireBearer(token: string) {
   const expected = createHash("sha256").update(token).digest();
   return async (request: FastifyRequest): Promise<void> => {
-    const header = request.headers.authorization ?? "";
-    const given = header.startsWith("Bearer ") ? header.slice(7) : "";
+    // The scheme is case-insensitive and may be followed by several spaces (RFC 9110 11.4):
+    // "bearer <token>" from a clumsy script is the same credential, not a 401.
+    const given = /^bearer +(.+)$/i.exec(request.headers.authorization ?? "")?.[1] ?? "";
     const actual = createHash("sha256").update(given).digest();
     if (!given || !timingSafeEqual(actual, expected)) {
       throw new HttpError(401, "UNAUTHORIZED", "admin routes need Authorization: Bearer <ADMIN_TOKEN>");

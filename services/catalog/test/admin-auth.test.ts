@@ -79,4 +79,18 @@ describe("admin bearer check", () => {
     });
     expect([res.statusCode, res.json().error]).toEqual([400, "INVALID_IMPORT"]);
   });
+
+  it("the scheme is case-insensitive (RFC 9110): bearer, BEARER and extra spaces carry the token", async () => {
+    for (const authorization of [`bearer ${TOKEN}`, `BEARER ${TOKEN}`, `Bearer  ${TOKEN}`]) {
+      const res = await app.inject({
+        method: "POST",
+        url: "/admin/import",
+        headers: { authorization, "content-type": "text/csv" },
+        payload: "sku,listPriceCents\n",
+      });
+      expect([res.statusCode, res.json().error], authorization).toEqual([400, "INVALID_IMPORT"]);
+    }
+    const wrong = await app.inject({ method: "POST", url: "/admin/import", headers: { authorization: `Basic ${TOKEN}` } });
+    expect(wrong.statusCode).toBe(401);
+  });
 });
