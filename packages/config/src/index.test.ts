@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, catalogSchema, DEV_ADMIN_TOKEN, invalidatorSchema, loadConfig } from "./index.ts";
+import { ConfigError, catalogSchema, checkoutSchema, DEV_ADMIN_TOKEN, invalidatorSchema, loadConfig } from "./index.ts";
 
 describe("loadConfig", () => {
   it("fills native defaults", () => {
@@ -29,5 +29,26 @@ describe("loadConfig", () => {
 
   it("splits the broker list", () => {
     expect(loadConfig(invalidatorSchema, { KAFKA_BROKERS: "a:1, b:2" }).KAFKA_BROKERS).toEqual(["a:1", "b:2"]);
+  });
+
+  it("treats an empty variable as unset (PORT= is the default port, not a random one)", () => {
+    expect(loadConfig(catalogSchema, { FLASHSALE_DEV: "1", PORT: "" }).PORT).toBe(3001);
+  });
+
+  it("refuses timeouts Node cannot hold and a headers timeout longer than the request timeout", () => {
+    expect(() => loadConfig(checkoutSchema, { HTTP_REQUEST_TIMEOUT_MS: "3000000000" })).toThrow(/HTTP_REQUEST_TIMEOUT_MS: at most/);
+    expect(() => loadConfig(checkoutSchema, { HTTP_HEADERS_TIMEOUT_MS: "20000", HTTP_REQUEST_TIMEOUT_MS: "10000" })).toThrow(
+      /HTTP_HEADERS_TIMEOUT_MS: must not exceed/,
+    );
+  });
+
+  it("refuses a TRUSTED_PROXIES entry that is not an address, a CIDR or a named range, naming it", () => {
+    expect(() => loadConfig(invalidatorSchema, { TRUSTED_PROXIES: "not-an-ip" })).toThrow(/TRUSTED_PROXIES/);
+    expect(() => loadConfig(invalidatorSchema, { TRUSTED_PROXIES: "10.0.0.0/33" })).toThrow(/TRUSTED_PROXIES/);
+    expect(loadConfig(invalidatorSchema, { TRUSTED_PROXIES: "10.0.0.0/8, ::1, loopback" }).TRUSTED_PROXIES).toEqual([
+      "10.0.0.0/8",
+      "::1",
+      "loopback",
+    ]);
   });
 });

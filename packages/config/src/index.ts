@@ -1,3 +1,4 @@
+import { isIP } from "node:net";
 import { z } from "zod";
 
 /**
@@ -6,7 +7,8 @@ import { z } from "zod";
  * Defaults match the native stack (infra/native) on loopback.
  */
 const port = z.coerce.number().int().min(0).max(65535);
-const ms = z.coerce.number().int().min(1);
+/** Node's timers hold at most 2^31-1 ms; a longer timeout would silently fire after 1 ms. */
+const ms = z.coerce.number().int().min(1).max(2_147_483_647, "at most 2147483647 (ms; Node's timer limit)");
 /** "a, b,c" -> ["a", "b", "c"]; empty entries dropped. */
 const csvList = (fallback: string) =>
   z
@@ -43,13 +45,31 @@ const common = {
    * Addresses/CIDRs (or loopback, uniquelocal, …) of the proxies in front whose X-Forwarded-For
    * is believed for the client IP (the anonymous rate-limit key); empty = none.
    */
-  TRUSTED_PROXIES: csvList(""),
+  TRUSTED_PROXIES: csvList("").refine((list) => list.every(isProxyAddress), {
+    message: "each entry must be an IP address, a CIDR (10.0.0.0/8) or loopback / linklocal / uniquelocal",
+  }),
   /** http_request_db_queries per route; costs ~20 % of peak throughput on the hot path, hence opt-in. */
   DB_QUERY_METRICS: z
     .enum(["true", "false"])
     .default("false")
     .transform((v) => v === "true"),
 };
+
+/** What fastify's trustProxy (proxy-addr) accepts: an address, a CIDR, or a named range. */
+function isProxyAddress(entry: string): boolean {
+  if (["loopback", "linklocal", "uniquelocal"].includes(entry)) return true;
+  const [address, prefix, ...rest] = entry.split("/");
+  const family = isIP(address ?? "");
+  if (family === 0 || rest.length > 0) return false;
+  return prefix === undefined || (/^[0-9]{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128));
+}
+
+/** The headers arrive before the whole request does: a longer headers timeout could never apply. */
+function timeoutsConsistent(c: { HTTP_HEADERS_TIMEOUT_MS: number; HTTP_REQUEST_TIMEOUT_MS: number }, ctx: z.RefinementCtx): void {
+  if (c.HTTP_HEADERS_TIMEOUT_MS > c.HTTP_REQUEST_TIMEOUT_MS) {
+    ctx.addIssue({ code: "custom", path: ["HTTP_HEADERS_TIMEOUT_MS"], message: "must not exceed HTTP_REQUEST_TIMEOUT_MS" });
+  }
+}
 
 /**
  * The admin token every clone knows. Accepted only in development mode (FLASHSALE_DEV=1), so a
@@ -85,43 +105,48 @@ export const catalogSchema = z
   .refine((c) => c.FLASHSALE_DEV || c.ADMIN_TOKEN !== DEV_ADMIN_TOKEN, {
     path: ["ADMIN_TOKEN"],
     message: `ADMIN_TOKEN is unset or the public development default; set a secret ADMIN_TOKEN (or FLASHSALE_DEV=1 on a local development stack)`,
-  });
+  })
+  .superRefine(timeoutsConsistent);
 
-export const checkoutSchema = z.object({
-  ...common,
-  PORT: port.default(3002),
-  STOCK_GATE_ENABLED: z
-    .enum(["true", "false"])
-    .default("true")
-    .transform((v) => v === "true"),
-  /** Checkouts per user (x-user-id header, else client IP) per window. */
-  CHECKOUT_RATE_LIMIT_MAX: z.coerce.number().int().min(1).default(10),
-  CHECKOUT_RATE_LIMIT_WINDOW_MS: ms.default(10_000),
-  /** Checkout transactions waiting for a DB connection beyond DB_POOL_MAX running; more -> 503. */
-  CHECKOUT_QUEUE: z.coerce.number().int().min(0).default(500),
-});
+export const checkoutSchema = z
+  .object({
+    ...common,
+    PORT: port.default(3002),
+    STOCK_GATE_ENABLED: z
+      .enum(["true", "false"])
+      .default("true")
+      .transform((v) => v === "true"),
+    /** Checkouts per user (x-user-id header, else client IP) per window. */
+    CHECKOUT_RATE_LIMIT_MAX: z.coerce.number().int().min(1).default(10),
+    CHECKOUT_RATE_LIMIT_WINDOW_MS: ms.default(10_000),
+    /** Checkout transactions waiting for a DB connection beyond DB_POOL_MAX running; more -> 503. */
+    CHECKOUT_QUEUE: z.coerce.number().int().min(0).default(500),
+  })
+  .superRefine(timeoutsConsistent);
 
-export const invalidatorSchema = z.object({
-  ...common,
-  PORT: port.default(3003),
-  KAFKA_BROKERS: csvList("127.0.0.1:9092"),
-  KAFKA_GROUP_ID: z.string().default("flashsale-invalidator"),
-  KAFKA_TOPIC_PREFIX: z.string().default("flashsale"),
-  /** Where a consumer group with no committed offsets starts (earliest: miss nothing on a first deployment). */
-  KAFKA_NEW_GROUP_START: z.enum(["earliest", "latest"]).default("earliest"),
-  /**
-   * Must outlive the slowest fill it protects against: the catalog drops fills whose DB read
-   * took over 10 s (maxFillAgeMs) and leases last 2 s, so anything under 15 s is refused.
-   */
-  FENCE_TTL_SECONDS: z.coerce
-    .number()
-    .int()
-    .min(15, "FENCE_TTL_SECONDS must be at least 15 (fills may take up to 10 s + lease)")
-    .default(60),
-  /** Periodic consistency check of up to CONSISTENCY_CHECK_MAX_KEYS cached products; 0 disables it. */
-  CONSISTENCY_CHECK_INTERVAL_MS: z.coerce.number().int().min(0).default(30_000),
-  CONSISTENCY_CHECK_MAX_KEYS: z.coerce.number().int().min(1).default(1_000),
-});
+export const invalidatorSchema = z
+  .object({
+    ...common,
+    PORT: port.default(3003),
+    KAFKA_BROKERS: csvList("127.0.0.1:9092"),
+    KAFKA_GROUP_ID: z.string().default("flashsale-invalidator"),
+    KAFKA_TOPIC_PREFIX: z.string().default("flashsale"),
+    /** Where a consumer group with no committed offsets starts (earliest: miss nothing on a first deployment). */
+    KAFKA_NEW_GROUP_START: z.enum(["earliest", "latest"]).default("earliest"),
+    /**
+     * Must outlive the slowest fill it protects against: the catalog drops fills whose DB read
+     * took over 10 s (maxFillAgeMs) and leases last 2 s, so anything under 15 s is refused.
+     */
+    FENCE_TTL_SECONDS: z.coerce
+      .number()
+      .int()
+      .min(15, "FENCE_TTL_SECONDS must be at least 15 (fills may take up to 10 s + lease)")
+      .default(60),
+    /** Periodic consistency check of up to CONSISTENCY_CHECK_MAX_KEYS cached products; 0 disables it. */
+    CONSISTENCY_CHECK_INTERVAL_MS: z.coerce.number().int().min(0).default(30_000),
+    CONSISTENCY_CHECK_MAX_KEYS: z.coerce.number().int().min(1).default(1_000),
+  })
+  .superRefine(timeoutsConsistent);
 
 /** The HttpLimits of packages/http from a loaded config. */
 export function httpLimits(c: {
@@ -150,8 +175,12 @@ export type InvalidatorConfig = z.infer<typeof invalidatorSchema>;
 
 export class ConfigError extends Error {}
 
+/**
+ * Parses the environment. A variable set to the empty string (`PORT=`) counts as unset: its
+ * default applies (coercing "" gave 0 — a random port — before).
+ */
 export function loadConfig<S extends z.ZodTypeAny>(schema: S, env: NodeJS.ProcessEnv = process.env): z.infer<S> {
-  const parsed = schema.safeParse(env);
+  const parsed = schema.safeParse(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== "")));
   if (!parsed.success) {
     const lines = parsed.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
     throw new ConfigError(`invalid configuration:\n${lines.join("\n")}`);
