@@ -14,11 +14,11 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node
 import { connect, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type ServiceProcess, spawnService, TEST_ENV, waitFor } from "@flashsale/testkit";
+import { pgPool, type ServiceProcess, spawnService, TEST_ENV, waitFor } from "@flashsale/testkit";
 import { chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PALETTE } from "../load-tests/report.ts";
-import { type RunResult, runLoadTest } from "../load-tests/runner.ts";
+import { productReads, type RunResult, runLoadTest } from "../load-tests/runner.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const CHROMIUM = "/usr/bin/chromium";
@@ -166,6 +166,35 @@ describe("load-test run", () => {
     const raw = join(ROOT, "load-tests/results/.raw");
     expect(existsSync(raw) ? readdirSync(raw).filter((d) => d.startsWith(`flash-sale-${process.pid}-`)) : []).toEqual([]);
   }, 120_000);
+
+  it("counts the catalog's Postgres reads in the database under load only (pg_stat_statements spans the cluster)", async () => {
+    const test = pgPool(TEST_ENV.databaseUrl, 1);
+    const scratch = pgPool(TEST_ENV.scratchDatabaseUrl, 1);
+    try {
+      // The catalog's read statement, by its text, 50 times in another database of the same cluster
+      // (the scratch database: no catalog reads there; tracking is cluster-wide).
+      for (let i = 0; i < 50; i++)
+        await scratch.query(
+          "SELECT p.id FROM (SELECT 1::bigint AS id) p WHERE p.id = $1 -- product_next_price_boundary(p, now()) AS valid_until",
+          [i],
+        );
+      const sums = await test.query<{ here: string; cluster: string }>(
+        `SELECT coalesce(sum(calls) FILTER (WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())), 0) AS here,
+                coalesce(sum(calls), 0) AS cluster
+           FROM pg_stat_statements
+          WHERE query LIKE '%product_next_price_boundary(p, now()) AS valid_until%' AND query LIKE '%WHERE p.id = $1%'`,
+      );
+      const here = Number(sums.rows[0]?.here);
+      const cluster = Number(sums.rows[0]?.cluster);
+      expect(cluster - here).toBeGreaterThanOrEqual(50);
+      // The test database's own reads (other runs on the test stack may add a few meanwhile), not the cluster's.
+      const counted = await productReads(test);
+      expect(counted).toBeGreaterThanOrEqual(here);
+      expect(counted).toBeLessThan(cluster);
+    } finally {
+      await Promise.all([test.end(), scratch.end()]);
+    }
+  });
 
   it.skipIf(skipChromium)("renders its charts in headless Chromium", async () => {
     const browser = await chromium.launch({
