@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runNative } from "./native.ts";
 import { buildTimeline, evaluateThresholds, type Point, readSamples, type Scrape } from "./report.ts";
+import { pickGenerator } from "./runner.ts";
 import type { Executor, Scenario } from "./scenarios.js";
 import { SCENARIO_NAMES, scenario } from "./scenarios.js";
 
@@ -247,5 +248,10 @@ describe("one scenario definition for both drivers", () => {
     // Only the chosen scenario's parameters are read: another scenario's key does not matter.
     expect(() => scenario("flash-sale", { READ_RATE: "abc" })).not.toThrow();
     expect(() => scenario("nope", {})).toThrow(/unknown scenario 'nope'/);
+  });
+
+  it("LOAD_GENERATOR is one of k6, docker, native (a typo silently took the docker path)", () => {
+    expect(() => pickGenerator("nativ" as "native")).toThrow(/LOAD_GENERATOR must be k6, docker or native, got 'nativ'/);
+    expect(pickGenerator("native")).toBe("native");
   });
 });

@@ -72,6 +72,8 @@ function ok(cmd: string, args: string[]): boolean {
 
 /** k6 on PATH, else Docker with compose and a reachable engine, else the native runner. */
 export function pickGenerator(wanted: Generator | "auto" = "auto"): Generator {
+  if (!["auto", "k6", "docker", "native"].includes(wanted))
+    throw Object.assign(new Error(`LOAD_GENERATOR must be k6, docker or native, got '${wanted}'`), { usage: true });
   if (wanted !== "auto") return wanted;
   if (ok("k6", ["version"])) return "k6";
   if (ok("docker", ["compose", "version"]) && ok("docker", ["info"])) return "docker";
