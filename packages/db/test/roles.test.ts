@@ -79,6 +79,17 @@ describe("Postgres roles", () => {
     expect(await sqlstate(app, "CREATE PUBLICATION roles_test FOR TABLE products")).toBe(DENIED);
   });
 
+  it("the services' role can append to the price history (the trigger) but not rewrite it, nor the migrations ledger", async () => {
+    expect(await sqlstate(app, "UPDATE product_price_history SET list_price_cents = list_price_cents WHERE false")).toBe(DENIED);
+    expect(await sqlstate(app, "DELETE FROM product_price_history WHERE false")).toBe(DENIED);
+    expect(await sqlstate(app, "DELETE FROM _prisma_migrations WHERE false")).toBe(DENIED);
+    const { rows } = await owner.query(
+      `SELECT privilege_type FROM information_schema.role_table_grants
+        WHERE grantee = 'flashsale_app' AND table_name = 'product_price_history' ORDER BY 1`,
+    );
+    expect(rows.map((r) => r.privilege_type)).toEqual(["INSERT", "SELECT"]);
+  });
+
   it("Debezium's role replicates and reads the captured tables, nothing else", async () => {
     const role = await owner.query("SELECT rolsuper, rolreplication, rolcreatedb FROM pg_roles WHERE rolname = 'debezium'");
     expect(role.rows[0]).toEqual({ rolsuper: false, rolreplication: true, rolcreatedb: false });
@@ -93,6 +104,23 @@ describe("Postgres roles", () => {
     expect(await sqlstate(cdc, "SELECT 1 FROM products LIMIT 1")).toBe("");
     expect(await sqlstate(cdc, "SELECT 1 FROM carts LIMIT 1")).toBe(DENIED);
     expect(await sqlstate(cdc, "UPDATE products SET name = name WHERE false")).toBe(DENIED);
+  });
+
+  it("Debezium's role may open a logical replication connection, never a physical one (a copy of the cluster)", async () => {
+    const replication = async (mode: "database" | true) => {
+      const c = new pg.Client({ connectionString: CDC, connectionTimeoutMillis: 5_000, replication: mode } as pg.ClientConfig);
+      try {
+        await c.connect();
+        await c.query("IDENTIFY_SYSTEM");
+        return "ok";
+      } catch (err) {
+        return String((err as Error).message);
+      } finally {
+        await c.end().catch(() => {});
+      }
+    };
+    expect(await replication("database")).toBe("ok");
+    expect(await replication(true)).toMatch(/no pg_hba.conf entry for replication connection/);
   });
 
   it("the owner (migrations, tests) is no superuser either, and owns the schema", async () => {

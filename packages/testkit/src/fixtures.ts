@@ -50,12 +50,17 @@ export async function insertProduct(pool: pg.Pool, row: Parameters<typeof insert
   if (!p) throw new Error("insert returned no product");
   return p;
 }
-/** Postgres executions of the catalog's product-by-id read (pg_stat_statements), to count DB reads. */
+/**
+ * Postgres executions of the catalog's product-by-id read (pg_stat_statements), to count DB reads.
+ * pg_stat_statements covers the whole cluster: only this pool's database counts (the served stack
+ * and other runs share the cluster).
+ */
 export async function productReadCount(pool: pg.Pool): Promise<number> {
   await pool.query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
   const { rows } = await pool.query<{ calls: string }>(
     `SELECT coalesce(sum(calls), 0) AS calls FROM pg_stat_statements
-     WHERE query LIKE '%product_next_price_boundary(p, now()) AS valid_until%' AND query LIKE '%WHERE p.id = $1%'`,
+     WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+       AND query LIKE '%product_next_price_boundary(p, now()) AS valid_until%' AND query LIKE '%WHERE p.id = $1%'`,
   );
   return Number(rows[0]?.calls ?? 0);
 }
