@@ -85,17 +85,29 @@ export async function spawnService(
     },
   );
   const url = `http://127.0.0.1:${port}`;
-  await waitFor(
-    async () => {
-      if (proc.exitCode !== null) throw new Error(`${name} exited with ${proc.exitCode}`);
-      try {
-        return (await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(500) })).ok ? true : undefined;
-      } catch {
+  // What the last probe saw, for the error if the service never becomes ready.
+  let lastProbe = "no answer yet";
+  try {
+    await waitFor(
+      async () => {
+        if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`${name} exited (${proc.exitCode ?? proc.signalCode})`);
+        try {
+          const res = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(2_000) });
+          if (res.ok) return true;
+          lastProbe = `${res.status} ${(await res.text()).slice(0, 300)}`;
+        } catch (err) {
+          lastProbe = (err as Error).message;
+        }
         return undefined;
-      }
-    },
-    { timeoutMs: 30_000, intervalMs: 100, what: `${name} on :${port}` },
-  );
+      },
+      // Start-up on a loaded 2-core machine (the whole suite running) can take many seconds.
+      { timeoutMs: 60_000, intervalMs: 100, what: `${name} on :${port}` },
+    );
+  } catch (err) {
+    // Never leave a half-started service behind (it would keep the test run from exiting).
+    proc.kill("SIGKILL");
+    throw new Error(`${(err as Error).message}; last /readyz probe: ${lastProbe}`);
+  }
   return {
     url,
     async stop() {
