@@ -5,7 +5,7 @@ import { clientErrorHandler, countClientAborts, limitPipelining, requestTimeoutC
 import { installApiContract } from "./contract.ts";
 import { trackDbQueriesPerRequest } from "./db-queries.ts";
 import { installErrorHandling } from "./errors.ts";
-import { installRequestObservability, requestIdFor } from "./observability.ts";
+import { adoptRequestId, installRequestObservability } from "./observability.ts";
 
 export interface ReadinessCheck {
   name: string;
@@ -124,7 +124,7 @@ export async function createServiceBase(opts: ServiceBaseOptions): Promise<Fasti
     clientErrorHandler: clientErrorHandler(timeouts),
     frameworkErrors: routerErrorHandler,
     trustProxy: limits.trustedProxies.length > 0 ? limits.trustedProxies : false,
-    genReqId: requestIdFor,
+    genReqId: adoptRequestId,
     schemaController: { compilersFactory: strictBodyValidators() },
     // Per-request log lines would dominate a flash sale's logs; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),

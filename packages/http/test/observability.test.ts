@@ -12,6 +12,7 @@ import { createServiceBase } from "../src/service-base.ts";
  * reference page at /docs.
  */
 let app: FastifyInstance;
+let base = "";
 const metrics = new Registry();
 
 beforeAll(async () => {
@@ -33,7 +34,9 @@ beforeAll(async () => {
     protectWithBearer(admin, "a-token-of-sixteen-chars");
     admin.post("/admin/things", { schema: { body: { type: "object" } } }, async () => ({ ok: true }));
   });
-  await app.ready();
+  // Over a real socket: request ids are assigned on Node's request event (inject() bypasses it).
+  await app.listen({ host: "127.0.0.1", port: 0 });
+  base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
 });
 afterAll(async () => {
   await app.close();
@@ -52,18 +55,19 @@ async function countFor(route: string, status: number): Promise<number> {
 
 describe("request ids", () => {
   it("keeps a plausible inbound X-Request-Id and echoes it", async () => {
-    const res = await app.inject({ url: "/things/7", headers: { "x-request-id": "gw-1234:abcd" } });
-    expect(res.statusCode).toBe(200);
-    expect(res.headers["x-request-id"]).toBe("gw-1234:abcd");
+    const res = await fetch(`${base}/things/7`, { headers: { "x-request-id": "gw-1234:abcd" } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("x-request-id")).toBe("gw-1234:abcd");
   });
 
   it("generates one when there is none or the inbound one is not a safe id, also on errors", async () => {
-    const none = await app.inject({ url: "/things/0" });
-    const bad = await app.inject({ url: "/things/8", headers: { "x-request-id": `has spaces "and quotes" ${"x".repeat(200)}` } });
-    const other = await app.inject({ url: "/things/8" });
-    expect(none.statusCode).toBe(404);
-    for (const r of [none, bad, other]) expect(r.headers["x-request-id"]).toMatch(/^[0-9a-f-]{36}$/);
-    expect(none.headers["x-request-id"]).not.toBe(other.headers["x-request-id"]);
+    const none = await fetch(`${base}/things/0`);
+    const bad = await fetch(`${base}/things/8`, { headers: { "x-request-id": `has spaces "and quotes" ${"x".repeat(200)}` } });
+    const other = await fetch(`${base}/things/8`);
+    const unmatched = await fetch(`${base}/nowhere`);
+    expect(none.status).toBe(404);
+    for (const r of [none, bad, other, unmatched]) expect(r.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
+    expect(none.headers.get("x-request-id")).not.toBe(other.headers.get("x-request-id"));
   });
 });
 
