@@ -1,13 +1,9 @@
-import { StockGate } from "@flashsale/cache";
-import { createDb, type Db, MAX_CART_LINES } from "@flashsale/db";
-import { createProductCache } from "@flashsale/product-cache";
-import { createLogger, createMetricsRegistry } from "@flashsale/telemetry";
-import { insertProducts, pgPool, redisClient, runId, TEST_ENV } from "@flashsale/testkit";
+import { MAX_CART_LINES } from "@flashsale/db";
+import { insertProducts, runId } from "@flashsale/testkit";
 import type { FastifyInstance } from "fastify";
-import type { Redis } from "ioredis";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildCheckoutApp } from "../src/app.ts";
+import { type CheckoutFixture, checkoutFixture } from "./fixture.ts";
 
 /**
  * A cart holds at most MAX_CART_LINES distinct products. Without a bound one anonymous cart of
@@ -17,29 +13,16 @@ import { buildCheckoutApp } from "../src/app.ts";
  * in one order; one GET of it fired 9,000 price lookups at once (503). Real Postgres and Redis.
  */
 const run = runId();
+let fx: CheckoutFixture;
 let pool: pg.Pool;
-let db: Db;
-let redis: Redis;
 let app: FastifyInstance;
 
 beforeAll(async () => {
-  pool = pgPool();
-  db = createDb({ url: TEST_ENV.databaseUrl, poolMax: 4 });
-  redis = redisClient();
-  app = await buildCheckoutApp({
-    db,
-    redis,
-    logger: createLogger("checkout-cart-size-test", "silent"),
-    metrics: createMetricsRegistry("checkout-cart-size-test"),
-    productCache: createProductCache({ redis, schemaVersion: 5_000 + Math.floor(Math.random() * 1_000), ttlSeconds: 3600, leaseMs: 2000 }),
-    gate: new StockGate(redis),
-    transactions: { limit: 4, queue: 100 },
-    rateLimit: { max: 1_000_000, windowMs: 10_000 },
-  });
+  fx = await checkoutFixture("checkout-cart-size-test");
+  ({ pool, app } = fx);
 });
 afterAll(async () => {
-  await app?.close();
-  await Promise.all([pool?.end(), db?.$disconnect(), redis?.quit()]);
+  await fx?.close();
 });
 
 describe("cart size", () => {

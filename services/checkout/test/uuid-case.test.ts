@@ -1,13 +1,8 @@
-import { StockGate } from "@flashsale/cache";
-import { createDb, type Db } from "@flashsale/db";
-import { createProductCache } from "@flashsale/product-cache";
-import { createLogger, createMetricsRegistry } from "@flashsale/telemetry";
-import { insertProduct, pgPool, redisClient, runId, TEST_ENV } from "@flashsale/testkit";
+import { insertProduct, runId } from "@flashsale/testkit";
 import type { FastifyInstance } from "fastify";
-import type { Redis } from "ioredis";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildCheckoutApp } from "../src/app.ts";
+import { type CheckoutFixture, checkoutFixture } from "./fixture.ts";
 
 /**
  * A cart id is accepted in either case of its hex digits (the routes' pattern, Postgres' uuid),
@@ -17,29 +12,16 @@ import { buildCheckoutApp } from "../src/app.ts";
  * carts alike. Real Postgres and Redis.
  */
 const run = runId();
+let fx: CheckoutFixture;
 let pool: pg.Pool;
-let db: Db;
-let redis: Redis;
 let app: FastifyInstance;
 
 beforeAll(async () => {
-  pool = pgPool();
-  db = createDb({ url: TEST_ENV.databaseUrl, poolMax: 4 });
-  redis = redisClient();
-  app = await buildCheckoutApp({
-    db,
-    redis,
-    logger: createLogger("checkout-uuid-case-test", "silent"),
-    metrics: createMetricsRegistry("checkout-uuid-case-test"),
-    productCache: createProductCache({ redis, schemaVersion: 5_000 + Math.floor(Math.random() * 1_000), ttlSeconds: 3600, leaseMs: 2000 }),
-    gate: new StockGate(redis),
-    transactions: { limit: 4, queue: 100 },
-    rateLimit: { max: 1_000_000, windowMs: 10_000 },
-  });
+  fx = await checkoutFixture("checkout-uuid-case-test");
+  ({ pool, app } = fx);
 });
 afterAll(async () => {
-  await app?.close();
-  await Promise.all([pool?.end(), db?.$disconnect(), redis?.quit()]);
+  await fx?.close();
 });
 
 describe("an upper-case cart id", () => {
