@@ -20,10 +20,10 @@ export function protectWithBearer(app: FastifyInstance, token: string): void {
 }
 
 /**
- * preHandler for admin routes: `Authorization: Bearer <token>`, compared in
+ * The check protectWithBearer installs: `Authorization: Bearer <token>`, compared in
  * constant time (hashing first makes the lengths equal, so length leaks nothing).
  */
-export function requireBearer(token: string) {
+function requireBearer(token: string) {
   const expected = createHash("sha256").update(token).digest();
   return async (request: FastifyRequest): Promise<void> => {
     // The scheme is case-insensitive and may be followed by several spaces (RFC 9110 11.4):

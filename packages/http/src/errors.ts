@@ -58,7 +58,7 @@ export function isDbUnavailable(err: unknown): boolean {
  * before any classification: the socket error it causes (ECONNRESET "aborted") says
  * nothing about our dependencies.
  */
-export function clientGone(request: FastifyRequest): boolean {
+function clientGone(request: FastifyRequest): boolean {
   const raw = request.raw;
   return raw.aborted || raw.readableAborted || raw.socket?.destroyed === true;
 }
