@@ -1,11 +1,7 @@
 import net from "node:net";
-import { createDb, type Db } from "@flashsale/db";
-import { createLogger, createMetricsRegistry } from "@flashsale/telemetry";
-import { redisClient, TEST_ENV } from "@flashsale/testkit";
 import type { FastifyInstance } from "fastify";
-import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildCatalogApp } from "../src/app.ts";
+import { type CatalogFixture, catalogFixture } from "./fixture.ts";
 
 /**
  * Admin routes refuse a request without the bearer token before reading its body. The check
@@ -15,28 +11,18 @@ import { buildCatalogApp } from "../src/app.ts";
  * A real catalog app listening on loopback, with the real Postgres and Redis.
  */
 const TOKEN = "auth-admin-token-0123456789";
-let db: Db;
-let redis: Redis;
+let fx: CatalogFixture;
 let app: FastifyInstance;
 let port: number;
 
 beforeAll(async () => {
-  db = createDb({ url: TEST_ENV.databaseUrl, poolMax: 2 });
-  redis = redisClient();
-  app = await buildCatalogApp({
-    db,
-    redis,
-    logger: createLogger("catalog-auth-test", "silent"),
-    metrics: createMetricsRegistry("catalog-auth-test"),
-    adminToken: TOKEN,
-    cache: { schemaVersion: 9_000 + Math.floor(Math.random() * 1000), ttlSeconds: 3600, leaseMs: 2000 },
-  });
+  fx = await catalogFixture("catalog-auth-test", TOKEN);
+  app = fx.app;
   await app.listen({ host: "127.0.0.1", port: 0 });
   port = (app.server.address() as net.AddressInfo).port;
 });
 afterAll(async () => {
-  await app?.close();
-  await Promise.all([db?.$disconnect(), redis?.quit()]);
+  await fx?.close();
 });
 
 /** Sends only the head of a request announcing a large body; resolves with the first answer, or "" after `waitMs`. */

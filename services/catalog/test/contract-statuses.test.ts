@@ -1,11 +1,7 @@
 import net from "node:net";
-import { createDb, type Db } from "@flashsale/db";
-import { createLogger, createMetricsRegistry } from "@flashsale/telemetry";
-import { redisClient, TEST_ENV } from "@flashsale/testkit";
 import type { FastifyInstance } from "fastify";
-import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildCatalogApp } from "../src/app.ts";
+import { type CatalogFixture, catalogFixture } from "./fixture.ts";
 
 /**
  * Statuses the catalog really answers are declared in /docs/json for that operation. fastify
@@ -15,25 +11,15 @@ import { buildCatalogApp } from "../src/app.ts";
  */
 const TOKEN = "contract-admin-token-0123456789";
 const admin = { authorization: `Bearer ${TOKEN}` };
-let db: Db;
-let redis: Redis;
+let fx: CatalogFixture;
 let app: FastifyInstance;
 
 beforeAll(async () => {
-  db = createDb({ url: TEST_ENV.databaseUrl, poolMax: 2 });
-  redis = redisClient();
-  app = await buildCatalogApp({
-    db,
-    redis,
-    logger: createLogger("catalog-contract-test", "silent"),
-    metrics: createMetricsRegistry("catalog-contract-test"),
-    adminToken: TOKEN,
-    cache: { schemaVersion: 9_000 + Math.floor(Math.random() * 1000), ttlSeconds: 3600, leaseMs: 2000 },
-  });
+  fx = await catalogFixture("catalog-contract-test", TOKEN);
+  app = fx.app;
 });
 afterAll(async () => {
-  await app?.close();
-  await Promise.all([db?.$disconnect(), redis?.quit()]);
+  await fx?.close();
 });
 
 interface Doc {

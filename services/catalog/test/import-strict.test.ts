@@ -1,11 +1,8 @@
-import { createDb, type Db } from "@flashsale/db";
-import { createLogger, createMetricsRegistry } from "@flashsale/telemetry";
-import { insertProduct, pgPool, redisClient, runId, TEST_ENV } from "@flashsale/testkit";
+import { insertProduct, pgPool, runId } from "@flashsale/testkit";
 import type { FastifyInstance } from "fastify";
-import type { Redis } from "ioredis";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildCatalogApp } from "../src/app.ts";
+import { type CatalogFixture, catalogFixture } from "./fixture.ts";
 
 /**
  * POST /admin/import on the real Postgres: a price is exactly a non-negative integer. A CSV cell
@@ -15,28 +12,18 @@ import { buildCatalogApp } from "../src/app.ts";
 const run = runId();
 const TOKEN = "import-admin-token-0123456789";
 const admin = { authorization: `Bearer ${TOKEN}` };
+let fx: CatalogFixture;
 let pool: pg.Pool;
-let redis: Redis;
-let db: Db;
 let app: FastifyInstance;
 
 beforeAll(async () => {
   pool = pgPool();
-  redis = redisClient();
-  db = createDb({ url: TEST_ENV.databaseUrl, poolMax: 2 });
-  app = await buildCatalogApp({
-    db,
-    redis,
-    logger: createLogger("catalog-import-test", "silent"),
-    metrics: createMetricsRegistry("catalog-import-test"),
-    adminToken: TOKEN,
-    cache: { schemaVersion: 9_000 + Math.floor(Math.random() * 1000), ttlSeconds: 3600, leaseMs: 2000 },
-  });
+  fx = await catalogFixture("catalog-import-test", TOKEN);
+  app = fx.app;
 });
 afterAll(async () => {
-  await app?.close();
-  await db?.$disconnect();
-  await Promise.all([pool?.end(), redis?.quit()]);
+  await fx?.close();
+  await pool?.end();
 });
 
 const listPrice = async (id: number) =>
