@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Principal } from "./carts.ts";
 import type { Db } from "./client.ts";
-import { classifyDbError } from "./errors.ts";
+import { retryingConflicts } from "./errors.ts";
 
 export interface OrderLine {
   productId: number;
@@ -104,14 +104,8 @@ const MAX_ATTEMPTS = 3;
  */
 export async function placeOrder(db: Db, request: CheckoutRequest): Promise<CheckoutOutcome> {
   const req = canonical(request);
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await placeOrderOnce(db, req);
-    } catch (err) {
-      // The transaction rolled back as a whole, so trying again is safe.
-      if (attempt >= MAX_ATTEMPTS || classifyDbError(err) !== "retryable") throw err;
-    }
-  }
+  // A deadlock or serialization failure rolled the transaction back as a whole, so trying again is safe.
+  return retryingConflicts(() => placeOrderOnce(db, req), MAX_ATTEMPTS);
 }
 
 async function placeOrderOnce(db: Db, req: CheckoutRequest): Promise<CheckoutOutcome> {
