@@ -33,7 +33,7 @@ const common = {
   /** host:port,host:port of a Redis Cluster; when set, REDIS_URL is not used. */
   REDIS_CLUSTER_NODES: csvList(""),
   CACHE_SCHEMA_VERSION: z.coerce.number().int().min(1).default(1),
-  /** Bounded request lifetimes (packages/http service-base HttpLimits; README "Timeouts"). */
+  /** Bounded request lifetimes (packages/http service-base HttpLimits; README "Request lifetimes"). */
   HTTP_HEADERS_TIMEOUT_MS: ms.default(10_000),
   HTTP_REQUEST_TIMEOUT_MS: ms.default(30_000),
   HTTP_IDLE_TIMEOUT_MS: ms.default(60_000),
