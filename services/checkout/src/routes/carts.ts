@@ -217,8 +217,8 @@ export const cartRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { deps: Che
             "idempotency-key": { type: "string", minLength: 8, maxLength: 128, pattern: "^[A-Za-z0-9_.:-]+$" },
           },
         },
-        // Headers these answers carry are declared here (contract.ts adds X-Request-Id), so the
-        // document lists every header the service sends.
+        // Headers these answers carry are declared here (contract.ts adds X-Request-Id, and 503
+        // OVERLOADED/DB_UNAVAILABLE with Retry-After), so the document lists every header the service sends.
         response: {
           201: {
             ...orderSchema,
@@ -231,7 +231,6 @@ export const cartRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { deps: Che
           409: errorBodySchema,
           422: errorBodySchema,
           429: { ...errorBodySchema, description: "RATE_LIMITED", headers: { "retry-after": retryAfterHeader } },
-          503: { ...errorBodySchema, description: "OVERLOADED or DB_UNAVAILABLE", headers: { "retry-after": retryAfterHeader } },
         },
       },
     },
