@@ -48,6 +48,5 @@ const app = await buildCatalogApp({
     ...(invalidations ? { l1: { invalidations, ttlMs: config.CACHE_L1_TTL_MS, maxEntries: config.CACHE_L1_MAX_ENTRIES } } : {}),
   },
 });
-// Every metric exists once the app is built: mirror them over OTLP if configured.
 closeGracefully(app, [async () => invalidations?.stop(), () => redis.quit(), () => db.$disconnect(), shutdownTracing]);
 await app.listen({ host: config.HOST, port: config.PORT });

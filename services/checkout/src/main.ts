@@ -48,6 +48,5 @@ const app = await buildCheckoutApp({
   transactions: { limit: config.DB_POOL_MAX, queue: config.CHECKOUT_QUEUE },
   rateLimit: { max: config.CHECKOUT_RATE_LIMIT_MAX, windowMs: config.CHECKOUT_RATE_LIMIT_WINDOW_MS },
 });
-// Every metric exists once the app is built: mirror them over OTLP if configured.
 closeGracefully(app, [() => redis.quit(), () => db.$disconnect(), shutdownTracing]);
 await app.listen({ host: config.HOST, port: config.PORT });
