@@ -2,6 +2,7 @@ import { defineConfig } from "vitest/config";
 
 // unit: pure logic, no services needed.
 // integration: one package/service against the real Postgres + Redis (+ Kafka) of infra/native.
+// deploy: the deployment artefacts (compose, k8s manifests, the image's install), see below.
 // e2e: the whole pipeline, HTTP + raw SQL -> Debezium -> Kafka -> invalidator -> Redis.
 export default defineConfig({
   test: {
