@@ -8,9 +8,9 @@ export {
   type VersionedCache,
   type VersionedCacheOptions,
 } from "./cache.ts";
-export { type CacheEntry, createEntry, decodeEntry, type EntryRules, encodeEntry, parseEntry } from "./entry.ts";
+export { type CacheEntry, type EntryRules, encodeEntry, parseEntry } from "./entry.ts";
 export { invalidateEntity } from "./invalidate.ts";
-export { type EntityKeys, entityKeys, type KeyPart, keyPrefix, type ParsedKey, parseKey, scanPattern } from "./keys.ts";
+export { type EntityKeys, entityKeys, keyPrefix, parseKey, scanPattern } from "./keys.ts";
 export { type L1Entry, L1Store } from "./l1.ts";
 export { L1Invalidations } from "./l1-invalidations.ts";
 export { createRedisClient, masterNodes, type RedisClient, type RedisClientOptions, redisReady } from "./redis-client.ts";

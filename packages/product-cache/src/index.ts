@@ -38,7 +38,7 @@ export interface ProductCacheOptions {
 }
 
 /** How a cached product is versioned, bounded in time and validated when read back. */
-export const productEntryRules: EntryRules<Product> = {
+const productEntryRules: EntryRules<Product> = {
   versionOf: (p) => p.version,
   validUntilMs: (p) => (p.validUntil ? Date.parse(p.validUntil) : null),
   isValid: isProduct,
@@ -76,15 +76,15 @@ export function invalidateProduct(
   return invalidateEntity(redis, { ...change, entity: PRODUCT_ENTITY });
 }
 
+// ajv-formats is CommonJS: its function is the default export under Node, `.default` under its types.
+const addFormats = formats as unknown as typeof formats.default;
+const validateProduct = addFormats(new Ajv({ allErrors: false, strict: true, strictTypes: false })).compile(productSchema);
+
 /**
  * Validation of a cached payload against the one Product schema (packages/db product-schema.ts).
  * A payload written by another code version (a field added, renamed or retyped) or corrupted
  * fails it and is treated as a miss, never served (docs/architecture.md#cache-protocol).
  */
-// ajv-formats is CommonJS: its function is the default export under Node, `.default` under its types.
-const addFormats = formats as unknown as typeof formats.default;
-const validateProduct = addFormats(new Ajv({ allErrors: false, strict: true, strictTypes: false })).compile(productSchema);
-
 export function isProduct(x: unknown): x is Product {
   return validateProduct(x);
 }
