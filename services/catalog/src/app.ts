@@ -10,8 +10,6 @@ import type { CatalogDeps } from "./deps.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { productRoutes } from "./routes/products.ts";
 
-export type { CatalogDeps };
-
 export interface BuildCatalogOptions {
   db: Db;
   redis: RedisClient;

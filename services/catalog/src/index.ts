@@ -1,3 +1,3 @@
 /** What other workspaces (the end-to-end tests, bench/) may use of the catalog; main.ts is the process. */
-export { type BuildCatalogOptions, buildCatalogApp, type CatalogDeps } from "./app.ts";
+export { type BuildCatalogOptions, buildCatalogApp } from "./app.ts";
 export { productIdParams, productSchema } from "./product-schema.ts";

@@ -9,8 +9,6 @@ import { Counter, type Registry } from "prom-client";
 import type { CheckoutDeps } from "./deps.ts";
 import { cartRoutes } from "./routes/carts.ts";
 
-export type { CheckoutDeps };
-
 export interface BuildCheckoutOptions {
   db: Db;
   redis: RedisClient;
