@@ -14,10 +14,11 @@ import { dockerIgnored, ROOT, run } from "./tools.ts";
 const TREE = `${ROOT}.state/image-rehearsal`;
 const SECRET = "a-real-admin-secret-0123456789";
 // The invalidator started here consumes topics and a group of its own (deleted afterwards), so it
-// never applies the test stack's events a second time (stock-gate writes are not fenced).
+// never applies the test stack's events a second time (stock-gate writes are not fenced); both are
+// named under the test stack's prefix, so nothing of this run can be mistaken for the served stack's.
 const TAG = runId();
-const TOPIC_PREFIX = `imagetest_${TAG}`;
-const GROUP = `imagetest-${TAG}`;
+const TOPIC_PREFIX = `${TEST_ENV.kafkaTopicPrefix}_image_${TAG}`;
+const GROUP = `${TEST_ENV.kafkaTopicPrefix}-image-${TAG}`;
 let installMs = 0;
 const procs: ChildProcess[] = [];
 
