@@ -58,6 +58,19 @@ GRANT CONNECT ON DATABASE flashsale TO flashsale_app;
 GRANT USAGE ON SCHEMA public TO flashsale_app, debezium; -- debezium: SELECT on its tables comes with the migration
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO flashsale_app;
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO flashsale_app;
+-- ...except what migration 20261126200000_app_role_append_only_audit takes back (this file runs
+-- on every `up`, after the migrations on an existing cluster): the price history is append-only
+-- for the app, the migrations ledger is the owner's.
+DO $$
+BEGIN
+  IF to_regclass('public.product_price_history') IS NOT NULL THEN
+    REVOKE UPDATE, DELETE, TRUNCATE ON product_price_history FROM flashsale_app;
+  END IF;
+  IF to_regclass('public._prisma_migrations') IS NOT NULL THEN
+    REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON _prisma_migrations FROM flashsale_app;
+  END IF;
+END
+$$;
 ALTER DEFAULT PRIVILEGES FOR ROLE flashsale IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO flashsale_app;
 ALTER DEFAULT PRIVILEGES FOR ROLE flashsale IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO flashsale_app;
 
@@ -69,5 +82,18 @@ GRANT CONNECT ON DATABASE flashsale_test TO flashsale_app;
 GRANT USAGE ON SCHEMA public TO flashsale_app, debezium; -- debezium: SELECT on its tables comes with the migration
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO flashsale_app;
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO flashsale_app;
+-- ...except what migration 20261126200000_app_role_append_only_audit takes back (this file runs
+-- on every `up`, after the migrations on an existing cluster): the price history is append-only
+-- for the app, the migrations ledger is the owner's.
+DO $$
+BEGIN
+  IF to_regclass('public.product_price_history') IS NOT NULL THEN
+    REVOKE UPDATE, DELETE, TRUNCATE ON product_price_history FROM flashsale_app;
+  END IF;
+  IF to_regclass('public._prisma_migrations') IS NOT NULL THEN
+    REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON _prisma_migrations FROM flashsale_app;
+  END IF;
+END
+$$;
 ALTER DEFAULT PRIVILEGES FOR ROLE flashsale IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO flashsale_app;
 ALTER DEFAULT PRIVILEGES FOR ROLE flashsale IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO flashsale_app;
