@@ -1,3 +1,4 @@
+import { type AddressInfo, createServer } from "node:net";
 import { createDb, type Db } from "@flashsale/db";
 import { createLogger, createMetricsRegistry } from "@flashsale/telemetry";
 import { redisClient, TEST_ENV } from "@flashsale/testkit";
@@ -40,4 +41,13 @@ export async function catalogFixture(name: string, adminToken: string): Promise<
       await release();
     },
   };
+}
+
+/** A loopback port free at the time of the call (bound, then released). */
+export async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+  const { port } = srv.address() as AddressInfo;
+  await new Promise((r) => srv.close(r));
+  return port;
 }
