@@ -1,4 +1,3 @@
-import { createServer } from "node:net";
 import { createDb, type Db } from "@flashsale/db";
 import { createLogger, createMetricsRegistry } from "@flashsale/telemetry";
 import { insertProduct, pgPool, redisClient, runId, TEST_ENV } from "@flashsale/testkit";
@@ -7,6 +6,7 @@ import type { Redis } from "ioredis";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildCatalogApp } from "../src/app.ts";
+import { freePort } from "./fixture.ts";
 
 /** The catalog's HTTP edge on the real Postgres and Redis (issue 17): honest codes, strict bodies, product deletion. */
 const run = runId();
@@ -16,14 +16,6 @@ const admin = { authorization: `Bearer ${TOKEN}` };
 let pool: pg.Pool;
 let redis: Redis;
 const closers: Array<() => Promise<unknown>> = [];
-
-async function closedPort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  const { port } = srv.address() as { port: number };
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 async function build(db: Db): Promise<FastifyInstance> {
   const app = await buildCatalogApp({
@@ -55,7 +47,7 @@ afterAll(async () => {
 describe("catalog edge", () => {
   it("an uncached read with Postgres unreachable is 503 DB_UNAVAILABLE (a real outage, classified by packages/db)", async () => {
     const url = new URL(TEST_ENV.databaseUrl);
-    url.port = String(await closedPort());
+    url.port = String(await freePort());
     const app = await build(db(url.toString()));
     const res = await app.inject({ url: "/products/987654321012" });
     expect([res.statusCode, res.json().error]).toEqual([503, "DB_UNAVAILABLE"]);

@@ -1,4 +1,3 @@
-import { createServer } from "node:net";
 import { createRedisClient } from "@flashsale/cache";
 import { createDb, type Db } from "@flashsale/db";
 import { createLogger, createMetricsRegistry } from "@flashsale/telemetry";
@@ -8,18 +7,10 @@ import type { Redis } from "ioredis";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildCatalogApp } from "../src/app.ts";
+import { freePort } from "./fixture.ts";
 
 // The catalog's /readyz is what a load balancer (deploy/k8s readinessProbe) acts on: it must stay
 // ready while the catalog can answer from the cache or from Postgres, and only then.
-
-/** A loopback port nothing listens on (bound, then released). */
-async function closedPort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  const { port } = srv.address() as { port: number };
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 const run = runId();
 const schemaVersion = 9_000 + Math.floor(Math.random() * 1000);
@@ -46,7 +37,7 @@ function goodDb(): Db {
 }
 async function deadDb(): Promise<Db> {
   const url = new URL(TEST_ENV.databaseUrl);
-  url.port = String(await closedPort());
+  url.port = String(await freePort());
   const db = createDb({ url: url.toString(), poolMax: 2 });
   closers.push(() => db.$disconnect());
   return db;
@@ -58,7 +49,7 @@ function goodRedis(): Redis {
 }
 async function deadRedis(): Promise<Redis> {
   // As main.ts builds it (fail fast: no offline queue), pointed at a port nobody listens on.
-  const r = createRedisClient({ url: `redis://127.0.0.1:${await closedPort()}`, commandTimeoutMs: 250, failFast: true }) as Redis;
+  const r = createRedisClient({ url: `redis://127.0.0.1:${await freePort()}`, commandTimeoutMs: 250, failFast: true }) as Redis;
   r.on("error", () => {});
   closers.push(async () => r.disconnect());
   return r;
