@@ -13,11 +13,11 @@ import type { Redis } from "ioredis";
 import type pg from "pg";
 import { Agent, request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freePort } from "./fixture.ts";
 
 // Two real catalog processes sharing Redis and Postgres; a hot key is invalidated and
 // 1,000 concurrent requests hit it. Postgres counts the reads (pg_stat_statements).
 const SCHEMA = 5_000 + Math.floor(Math.random() * 1_000); // our own key space: no other invalidator touches it
-const PORTS = [3101 + Math.floor(Math.random() * 400), 3601 + Math.floor(Math.random() * 300)];
 let processes: ServiceProcess[] = [];
 let pool: pg.Pool;
 let redis: Redis;
@@ -26,7 +26,9 @@ const agent = new Agent({ connections: 128 });
 beforeAll(async () => {
   pool = pgPool();
   redis = redisClient();
-  processes = await Promise.all(PORTS.map((port) => spawnService("catalog", port, { CACHE_SCHEMA_VERSION: String(SCHEMA) })));
+  // Free ports, not a fixed range: 3101-3103 are the test stack's own instances (test/stack.env).
+  const ports = [await freePort(), await freePort()];
+  processes = await Promise.all(ports.map((port) => spawnService("catalog", port, { CACHE_SCHEMA_VERSION: String(SCHEMA) })));
 });
 afterAll(async () => {
   await Promise.all(processes.map((p) => p.stop()));
