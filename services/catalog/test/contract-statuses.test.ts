@@ -40,7 +40,7 @@ describe("DELETE /admin/products/{id}: every status answered is documented", () 
 
 /** One raw request on a fresh connection (no client-side URL normalisation); the whole answer. */
 async function raw(path: string): Promise<{ status: number; headers: string; body: string }> {
-  await app.listen({ host: "127.0.0.1", port: 0 }).catch(() => {}); // listening already: fine
+  if (!app.server.listening) await app.listen({ host: "127.0.0.1", port: 0 });
   const { port } = app.server.address() as net.AddressInfo;
   const text = await new Promise<string>((resolve) => {
     let received = "";
