@@ -10,7 +10,7 @@ import { spawnSync } from "node:child_process";
 import { chmod, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join, relative } from "node:path";
 import { auditOrders, checkCacheConsistency } from "@flashsale/consistency";
-import { pgPool, redisClient } from "@flashsale/testkit";
+import { pgPool, productReadCount, redisClient } from "@flashsale/testkit";
 import type pg from "pg";
 import { runNative } from "./native.ts";
 import {
@@ -127,17 +127,10 @@ export function dockerK6Command(o: {
  * The catalog's product reads from Postgres (its read-on-miss statement in pg_stat_statements), in
  * the database under load only: the view spans the whole cluster, so without the dbid filter the
  * test stack, scratch databases and every other run on the same Postgres counted as this run's
- * reads (the "Postgres reads per write" of the stampede scenario).
+ * reads (the "Postgres reads per write" of the stampede scenario). The same count as the tests'
+ * (packages/testkit productReadCount).
  */
-export async function productReads(pool: pg.Pool): Promise<number> {
-  await pool.query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
-  const { rows } = await pool.query<{ calls: string }>(
-    `SELECT coalesce(sum(calls), 0) AS calls FROM pg_stat_statements
-      WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-        AND query LIKE '%product_next_price_boundary(p, now()) AS valid_until%' AND query LIKE '%WHERE p.id = $1%'`,
-  );
-  return Number(rows[0]?.calls ?? 0);
-}
+export const productReads: (pool: pg.Pool) => Promise<number> = productReadCount;
 
 async function scrape(url: string): Promise<Map<string, number>> {
   const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5_000) });
