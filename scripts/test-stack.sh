@@ -12,7 +12,8 @@ export SVC_INSTANCE=test
 
 test_stack_prepare() {
   echo "[test-stack] migrating ${TEST_DATABASE_URL##*/} (scripts/up's database is not touched)"
-  (cd "$ROOT" && pnpm --silent db:migrate)
+  # Chained: this also runs where `set -e` does not apply (inside scripts/test's step).
+  (cd "$ROOT" && pnpm --silent db:migrate) &&
   FLASHSALE_CONNECTOR_NAME="$TEST_CONNECTOR_NAME" FLASHSALE_CDC_DB="$TEST_CDC_DB" \
     FLASHSALE_CDC_SLOT="$TEST_CDC_SLOT" FLASHSALE_CDC_TOPIC_PREFIX="$TEST_KAFKA_TOPIC_PREFIX" \
     "$ROOT/infra/native/register-connector"
