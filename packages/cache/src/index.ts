@@ -9,6 +9,14 @@ export {
   type VersionedCacheOptions,
 } from "./cache.ts";
 export { type CacheEntry, type EntryRules, encodeEntry, parseEntry } from "./entry.ts";
+export {
+  announceSchemaVersion,
+  FRESHNESS_KEYS,
+  liveSchemaVersions,
+  publishWatermark,
+  readWatermarkAgeMs,
+  redisNowMs,
+} from "./freshness.ts";
 export { invalidateEntity } from "./invalidate.ts";
 export { type EntityKeys, entityKeys, keyPrefix, parseKey, scanPattern } from "./keys.ts";
 export { type L1Entry, L1Store } from "./l1.ts";
