@@ -14,13 +14,30 @@ export interface ReadinessCheck {
   required?: boolean;
 }
 
+/**
+ * Ready while at least one of the named checks passes (e.g. the catalog answers from the cache
+ * or from Postgres). Judged from those checks' results in the same probe: each dependency is
+ * asked once per /readyz, however many rules name it.
+ */
+export interface ReadinessAnyOf {
+  name: string;
+  anyOf: string[];
+  /** Reported when none of them passes. */
+  failure: string;
+}
+
+function isAnyOf(r: ReadinessCheck | ReadinessAnyOf): r is ReadinessAnyOf {
+  return "anyOf" in r;
+}
+
 export interface ServiceBaseOptions {
   title: string;
   /** The OpenAPI document's description (what the service is for). */
   description?: string;
   logger: FastifyServerOptions["loggerInstance"];
   metrics: Registry;
-  readiness: ReadinessCheck[];
+  /** /readyz: every required check passes and every anyOf rule has one passing check. */
+  readiness: Array<ReadinessCheck | ReadinessAnyOf>;
   bodyLimit?: number;
   /**
    * Count database queries per request (`http_request_db_queries`). Off by default: the
@@ -137,10 +154,16 @@ export async function createServiceBase(opts: ServiceBaseOptions): Promise<Fasti
   installRequestObservability(app, opts.metrics);
   await installApiContract(app, { title: opts.title, description: opts.description ?? opts.title });
 
+  const checks = opts.readiness.filter((r): r is ReadinessCheck => !isAnyOf(r));
+  const rules = opts.readiness.filter(isAnyOf);
+  for (const rule of rules)
+    for (const n of rule.anyOf) if (!checks.some((c) => c.name === n)) throw new Error(`readiness rule ${rule.name} names no check ${n}`);
+  // /healthz is liveness: the process answers. It never looks at a dependency, so an outage the
+  // service rides out never restarts it (README "Probes").
   app.get("/healthz", { schema: { hide: true } }, async () => ({ status: "ok" }));
   app.get("/readyz", { schema: { hide: true } }, async (_req, reply) => {
     const results = await Promise.all(
-      opts.readiness.map(async (r) => {
+      checks.map(async (r) => {
         try {
           await withTimeout(r.check(), READINESS_TIMEOUT_MS, `${r.name} readiness`);
           return [r.name, "ok", r.required !== false] as const;
@@ -149,11 +172,14 @@ export async function createServiceBase(opts: ServiceBaseOptions): Promise<Fasti
         }
       }),
     );
-    const ready = results.every(([, s, required]) => s === "ok" || !required);
-    const degraded = results.some(([, s]) => s !== "ok");
+    const ok = new Set(results.filter(([, s]) => s === "ok").map(([n]) => n));
+    const ruled = rules.map((r) => [r.name, r.anyOf.some((n) => ok.has(n)) ? "ok" : r.failure, true] as const);
+    const all = [...results, ...ruled];
+    const ready = all.every(([, s, required]) => s === "ok" || !required);
+    const degraded = all.some(([, s]) => s !== "ok");
     return reply.status(ready ? 200 : 503).send({
       status: ready ? (degraded ? "degraded" : "ready") : "not_ready",
-      checks: Object.fromEntries(results.map(([n, s]) => [n, s])),
+      checks: Object.fromEntries(all.map(([n, s]) => [n, s])),
     });
   });
   app.get("/metrics", { schema: { hide: true } }, async (_req, reply) => {

@@ -22,18 +22,28 @@ const redis = createRedisClient({
 });
 redis.on("error", (err) => logger.warn({ err: err.message }, "redis error"));
 
+// Health before Kafka (README "Probes"): /healthz answers while Kafka is still unreachable, so a
+// startup or liveness probe never restarts the process for an outage it waits out; /readyz says
+// "kafka: consumer not running" until the consumer has joined its group.
+let isConsuming = () => false;
+const app = await buildInvalidatorApp({ redis, logger, metrics, isConsuming: () => isConsuming(), limits: httpLimits(config) });
+await app.listen({ host: config.HOST, port: config.PORT });
+
 const kafka = createKafka(config.KAFKA_BROKERS, "flashsale-invalidator", logger);
-const invalidator = await startInvalidator({
-  kafka,
-  redis,
-  logger,
-  metrics,
-  groupId: config.KAFKA_GROUP_ID,
-  topicPrefix: config.KAFKA_TOPIC_PREFIX,
-  schemaVersion: config.CACHE_SCHEMA_VERSION,
-  fenceTtlMs: config.FENCE_TTL_SECONDS * 1000,
-  newGroupStartsAt: config.KAFKA_NEW_GROUP_START,
-});
+// Kafka unreachable at start: keep trying (kafkajs gives up after its own retries) instead of exiting.
+const invalidator = await untilStarted(() =>
+  startInvalidator({
+    kafka,
+    redis,
+    logger,
+    metrics,
+    groupId: config.KAFKA_GROUP_ID,
+    topicPrefix: config.KAFKA_TOPIC_PREFIX,
+    schemaVersion: config.CACHE_SCHEMA_VERSION,
+    fenceTtlMs: config.FENCE_TTL_SECONDS * 1000,
+    newGroupStartsAt: config.KAFKA_NEW_GROUP_START,
+  }),
+);
 const consumerLag = startConsumerLagGauge({
   kafka,
   groupId: config.KAFKA_GROUP_ID,
@@ -62,7 +72,7 @@ const consistency =
         logger,
       })
     : null;
-const app = await buildInvalidatorApp({ redis, logger, metrics, isConsuming: invalidator.isConsuming, limits: httpLimits(config) });
+isConsuming = invalidator.isConsuming;
 closeGracefully(app, [
   async () => consistency?.stop(),
   () => consumerLag.stop(),
@@ -71,4 +81,14 @@ closeGracefully(app, [
   () => redis.quit(),
   shutdownTracing,
 ]);
-await app.listen({ host: config.HOST, port: config.PORT });
+
+async function untilStarted<T>(start: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start();
+    } catch (err) {
+      logger.warn({ err: (err as Error).message, attempt }, "kafka not reachable yet; retrying");
+      await new Promise((r) => setTimeout(r, Math.min(10_000, 500 * 2 ** attempt)));
+    }
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * Probes as README "Probes" defines them, on real processes: the invalidator's /healthz answers
+ * before Kafka is reachable (a startup or liveness probe must not restart it for an outage it waits
+ * out), while its /readyz says it is not consuming yet.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { createServer } from "node:net";
+import { testServiceEnv, waitFor } from "@flashsale/testkit";
+import { afterAll, describe, expect, it } from "vitest";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+const procs: ChildProcess[] = [];
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+afterAll(async () => {
+  for (const p of procs) {
+    if (p.exitCode !== null || p.signalCode !== null) continue;
+    const exited = new Promise((r) => p.once("exit", r));
+    p.kill("SIGKILL");
+    await exited;
+  }
+});
+
+describe("invalidator probes", () => {
+  it("answers /healthz while Kafka is unreachable, and /readyz says not consuming", async () => {
+    const [port, deadKafka] = [await freePort(), await freePort()];
+    const proc = spawn(process.execPath, ["--import", "tsx", "services/invalidator/src/main.ts"], {
+      cwd: ROOT,
+      env: {
+        ...process.env,
+        ...testServiceEnv(),
+        LOG_LEVEL: "silent",
+        FLASHSALE_DEV: "1",
+        KAFKA_BROKERS: `127.0.0.1:${deadKafka}`,
+        KAFKA_GROUP_ID: `flashsale-test-probes-${port}`,
+        CONSISTENCY_CHECK_INTERVAL_MS: "0",
+        PORT: String(port),
+      },
+      stdio: ["ignore", "ignore", "inherit"],
+    });
+    procs.push(proc);
+    const get = (path: string) =>
+      fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(2_000) }).then(
+        async (r) => ({ status: r.status, body: await r.text() }),
+        () => null,
+      );
+    await waitFor(
+      async () => {
+        if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`invalidator exited (${proc.exitCode ?? proc.signalCode})`);
+        return (await get("/healthz"))?.status === 200 ? true : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 100, what: "invalidator /healthz with Kafka unreachable" },
+    );
+    const ready = await get("/readyz");
+    expect(ready?.status).toBe(503);
+    expect(JSON.parse(ready?.body ?? "{}")).toMatchObject({ status: "not_ready", checks: { kafka: "consumer not running", redis: "ok" } });
+    // Still alive well past kafkajs's own connection retries (it keeps trying instead of exiting).
+    await new Promise((r) => setTimeout(r, 35_000));
+    expect(proc.exitCode).toBeNull();
+    expect((await get("/healthz"))?.status).toBe(200);
+  }, 90_000);
+});
