@@ -1,0 +1,260 @@
+/**
+ * Private processes for the freshness e2e tests (hang, schema rollout): service processes whose pid
+ * the test owns (to SIGSTOP them), a private Redis per test file (the freshness watermark is one key
+ * per Redis database, so only this file's invalidator may produce the one its catalogs read), and a
+ * private Kafka Connect worker with its own Debezium connector, slot and topics (the shared worker
+ * runs the served and the test connectors: it is never stopped by a test). All on the test stack's
+ * database (test/stack.env).
+ */
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { promisify } from "node:util";
+import { TEST_ENV, testServiceEnv, waitFor } from "@flashsale/testkit";
+
+const execFileP = promisify(execFile);
+export const ROOT = new URL("../", import.meta.url).pathname;
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface OwnedProcess {
+  url: string;
+  pid: number;
+  pause(): void;
+  resume(): void;
+  stop(): Promise<void>;
+}
+
+function owned(proc: ChildProcess, url: string): OwnedProcess {
+  let paused = false;
+  return {
+    url,
+    pid: proc.pid as number,
+    pause() {
+      proc.kill("SIGSTOP");
+      paused = true;
+    },
+    resume() {
+      if (paused) proc.kill("SIGCONT");
+      paused = false;
+    },
+    async stop() {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      if (paused) proc.kill("SIGCONT");
+      const exited = new Promise((r) => proc.once("exit", r));
+      proc.kill("SIGKILL");
+      await exited;
+    },
+  };
+}
+
+/** A service's main.ts on the test stack (overridden by `env`), ready on /readyz; the test owns its pid. */
+export async function startService(name: "catalog" | "invalidator", env: Record<string, string>): Promise<OwnedProcess> {
+  const port = await freePort();
+  const proc = spawn(process.execPath, ["--import", "tsx", `services/${name}/src/main.ts`], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      LOG_LEVEL: "warn",
+      FLASHSALE_DEV: "1",
+      ...testServiceEnv(),
+      CONSISTENCY_CHECK_INTERVAL_MS: "0",
+      ...env,
+      PORT: String(port),
+    },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  const url = `http://127.0.0.1:${port}`;
+  const p = owned(proc, url);
+  let last = "no answer yet";
+  try {
+    await waitFor(
+      async () => {
+        if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`${name} exited (${proc.exitCode ?? proc.signalCode})`);
+        const res = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(2_000) }).catch((e: Error) => e);
+        if (res instanceof Error) last = res.message;
+        else if (res.ok) return true;
+        else last = `${res.status} ${(await res.text()).slice(0, 300)}`;
+        return undefined;
+      },
+      { timeoutMs: 90_000, intervalMs: 100, what: `${name} on :${port}` },
+    );
+  } catch (err) {
+    await p.stop();
+    throw new Error(`${(err as Error).message}; last /readyz: ${last}`);
+  }
+  return p;
+}
+
+/** A private redis-server (no persistence) whose pid the test owns. */
+export async function startRedis(): Promise<OwnedProcess> {
+  const port = await freePort();
+  const proc = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
+    stdio: "ignore",
+  });
+  await waitFor(
+    async () =>
+      execFileP("redis-cli", ["-p", String(port), "ping"]).then(
+        (r) => (r.stdout.trim() === "PONG" ? true : undefined),
+        () => undefined,
+      ),
+    { timeoutMs: 10_000, intervalMs: 50, what: `redis-server on ${port}` },
+  );
+  return owned(proc, `redis://127.0.0.1:${port}`);
+}
+
+/**
+ * A private Kafka Connect worker (same jars and settings as infra/native's, its own group, internal
+ * topics and REST port) running its own Debezium connector on the test database, with its own slot
+ * and topic prefix. stop() deletes the connector and drops the slot (an abandoned slot would keep
+ * WAL forever).
+ */
+export class PrivateConnect {
+  readonly name: string;
+  readonly slot: string;
+  readonly topicPrefix: string;
+  private proc: ChildProcess | null = null;
+  private worker: OwnedProcess | null = null;
+  private port = 0;
+
+  constructor(id: string) {
+    // Fixed per id: its internal topics and the connector's topics are reused across runs.
+    this.name = `flashsale-test-${id}`;
+    this.slot = `flashsale_test_${id.replaceAll("-", "_")}_slot`;
+    this.topicPrefix = `flashsale_test_${id.replaceAll("-", "_")}`;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+  get pid(): number {
+    return this.worker?.pid ?? 0;
+  }
+  pause(): void {
+    this.worker?.pause();
+  }
+  resume(): void {
+    this.worker?.resume();
+  }
+
+  async start(): Promise<void> {
+    this.port = await freePort();
+    const dir = mkdtempSync(`${tmpdir()}/flashsale-connect-`);
+    const base = readFileSync(`${ROOT}infra/kafka/connect.properties`, "utf8");
+    const props = `${base
+      .split("\n")
+      .filter((l) => !/^(group\.id|listeners|rest\.advertised\.port|(config|offset|status)\.storage\.topic)=/.test(l))
+      .join("\n")}
+group.id=${this.name}-worker
+listeners=http://127.0.0.1:${this.port}
+rest.advertised.port=${this.port}
+config.storage.topic=${this.name}-configs
+offset.storage.topic=${this.name}-offsets
+status.storage.topic=${this.name}-status
+`;
+    writeFileSync(`${dir}/connect.properties`, props);
+    this.proc = spawn(
+      process.env.JAVA_HOME ? `${process.env.JAVA_HOME}/bin/java` : "java",
+      [
+        "-Xms128m",
+        "-Xmx384m",
+        "-XX:+UseG1GC",
+        "-XX:MaxGCPauseMillis=20",
+        "-Djava.awt.headless=true",
+        `-Dlog4j2.configurationFile=${ROOT}infra/kafka/log4j2.properties`,
+        "-cp",
+        `${ROOT}.state/jars/connect/*`,
+        "org.apache.kafka.connect.cli.ConnectDistributed",
+        `${dir}/connect.properties`,
+      ],
+      { stdio: "ignore" },
+    );
+    this.worker = owned(this.proc, this.url);
+    await this.register([]);
+  }
+
+  private async register(args: string[]): Promise<void> {
+    const db = new URL(TEST_ENV.databaseUrl);
+    await execFileP(`${ROOT}infra/native/register-connector`, args, {
+      timeout: 120_000,
+      env: {
+        ...process.env,
+        FLASHSALE_CONNECT_URL: this.url,
+        FLASHSALE_CONNECTOR_NAME: this.name,
+        FLASHSALE_CDC_DB: db.pathname.slice(1),
+        FLASHSALE_CDC_DB_PORT: db.port || "5432",
+        FLASHSALE_CDC_SLOT: this.slot,
+        FLASHSALE_CDC_TOPIC_PREFIX: this.topicPrefix,
+        FLASHSALE_CONNECTOR_TIMEOUT: "90",
+      },
+    });
+  }
+
+  async stop(): Promise<void> {
+    if (!this.worker) return;
+    this.worker.resume();
+    await this.register(["--delete"]).catch(() => {});
+    await this.worker.stop();
+    this.worker = null;
+    // The slot becomes inactive once the worker's replication connection is gone.
+    const drop = `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '${this.slot}' AND NOT active`;
+    await waitFor(
+      async () => {
+        await execFileP("psql", [TEST_ENV.databaseUrl, "-qAtc", drop], { timeout: 10_000 });
+        const { stdout } = await execFileP("psql", [
+          TEST_ENV.databaseUrl,
+          "-qAtc",
+          `SELECT count(*) FROM pg_replication_slots WHERE slot_name = '${this.slot}'`,
+        ]);
+        return stdout.trim() === "0" ? true : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 250, what: `replication slot ${this.slot} dropped` },
+    );
+  }
+}
+
+/** psql, as an operator would type it: this write never passes through our code. */
+export async function psql(sql: string): Promise<void> {
+  await execFileP("psql", [TEST_ENV.databaseUrl, "-v", "ON_ERROR_STOP=1", "-qAt", "-c", sql], { timeout: 10_000 });
+}
+
+/** Polls GET /products/:id until it answers `priceCents`; returns ms from `since` (performance.now()). */
+export async function servedWithin(catalogUrl: string, id: number, priceCents: number, since: number, timeoutMs: number): Promise<number> {
+  let last = "";
+  try {
+    return await waitFor(
+      async () => {
+        const res = await fetch(`${catalogUrl}/products/${id}`, { signal: AbortSignal.timeout(2_000) }).catch(() => null);
+        if (res?.status !== 200) return undefined;
+        const body = (await res.json()) as { priceCents: number };
+        last = `${body.priceCents} (X-Cache ${res.headers.get("x-cache")})`;
+        return body.priceCents === priceCents ? performance.now() - since : undefined;
+      },
+      { timeoutMs, intervalMs: 20, what: `price ${priceCents} of product ${id} at ${catalogUrl}` },
+    );
+  } catch (err) {
+    throw new Error(`${(err as Error).message}; last answer: ${last}`);
+  }
+}
+
+/** GET until the answer is a cache hit (so the next change must be seen through an eviction or the bound). */
+export async function cached(catalogUrl: string, id: number, timeoutMs = 10_000): Promise<void> {
+  await waitFor(
+    async () => {
+      const res = await fetch(`${catalogUrl}/products/${id}`, { signal: AbortSignal.timeout(2_000) });
+      await res.arrayBuffer();
+      return res.headers.get("x-cache")?.startsWith("HIT") ? true : undefined; // HIT or HIT-L1
+    },
+    { timeoutMs, intervalMs: 20, what: `a cache hit for product ${id} at ${catalogUrl}` },
+  );
+}
