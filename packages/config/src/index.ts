@@ -32,7 +32,7 @@ const common = {
   REDIS_COMMAND_TIMEOUT_MS: ms.default(250),
   /** host:port,host:port of a Redis Cluster; when set, REDIS_URL is not used. */
   REDIS_CLUSTER_NODES: csvList(""),
-  CACHE_SCHEMA_VERSION: z.coerce.number().int().min(1).default(1),
+  CACHE_SCHEMA_VERSION: z.coerce.number().int().min(1).default(2),
   /** Bounded request lifetimes (packages/http service-base HttpLimits; README "Request lifetimes"). */
   HTTP_HEADERS_TIMEOUT_MS: ms.default(10_000),
   HTTP_REQUEST_TIMEOUT_MS: ms.default(30_000),

@@ -1,5 +1,5 @@
 import { type CacheEntry, masterNodes, parseEntry, parseKey, type RedisClient, scanPattern } from "@flashsale/cache";
-import { PRODUCT_ENTITY } from "@flashsale/product-cache";
+import { effectivePriceCents, PRODUCT_ENTITY } from "@flashsale/product-cache";
 import type pg from "pg";
 
 /**
@@ -47,7 +47,7 @@ export interface CacheCheckReport {
 }
 
 /** What the check compares of a cached product (the stored format itself is packages/cache's entry.ts). */
-type CachedProduct = CacheEntry<{ priceCents: number; version: number }>;
+type CachedProduct = CacheEntry<Parameters<typeof effectivePriceCents>[0] & { version: number }>;
 
 function asCachedProduct(raw: string): CachedProduct | null {
   const entry = parseEntry(raw);
@@ -102,8 +102,9 @@ export async function checkCacheConsistency(opts: {
   }
 
   const ids = [...cached.keys()];
-  const { rows } = await opts.pool.query<{ id: string; version: string; price: number; since_ms: number }>(
-    `SELECT p.id, p.version, product_effective_price_cents(p, now()) AS price,
+  // A cached product holds its price schedule: its price is computed at the same DB instant as the row's.
+  const { rows } = await opts.pool.query<{ id: string; version: string; price: number; since_ms: number; now_ms: number }>(
+    `SELECT p.id, p.version, product_effective_price_cents(p, now()) AS price, extract(epoch FROM now()) * 1000 AS now_ms,
             extract(epoch FROM now() - greatest(p.updated_at,
               CASE WHEN p.sale_ends_at <= now() THEN p.sale_ends_at WHEN p.sale_starts_at <= now() THEN p.sale_starts_at END)) * 1000 AS since_ms
      FROM products p WHERE p.id = ANY($1::bigint[])`,
@@ -114,12 +115,13 @@ export async function checkCacheConsistency(opts: {
     const entry = cached.get(Number(r.id));
     if (!entry) continue;
     const dbVersion = Number(r.version);
-    if (entry.value.version < dbVersion || entry.value.priceCents !== r.price) {
+    const cachedPriceCents = effectivePriceCents(entry.value, Number(r.now_ms));
+    if (entry.value.version < dbVersion || cachedPriceCents !== r.price) {
       inconsistent.push({
         productId: Number(r.id),
         cachedVersion: entry.value.version,
         dbVersion,
-        cachedPriceCents: entry.value.priceCents,
+        cachedPriceCents,
         dbPriceCents: r.price,
         ageMs: Math.round(Number(r.since_ms)),
       });

@@ -55,3 +55,30 @@ export const productSchema = {
 } as const;
 
 export type Product = FromSchema<typeof productSchema>;
+
+/**
+ * What the cache stores of a product (docs/architecture.md#price-schedule-and-the-db-clock): the
+ * Product without the two clock-dependent fields. The price schedule (list price, sale price and
+ * window) is a fact that only a write changes; the effective price and validUntil are computed from
+ * it at the DB clock when a response is built (packages/product-cache schedule.ts), so a sale
+ * starting or ending expires nothing. Changing this schema changes the stored format: bump
+ * CACHE_SCHEMA_VERSION (docs/architecture.md#stored-format).
+ */
+export const productRecordSchema = {
+  type: "object",
+  required: ["id", "sku", "name", "description", "currency", "listPriceCents", "sale", "version", "updatedAt"],
+  additionalProperties: false,
+  properties: {
+    id: productSchema.properties.id,
+    sku: productSchema.properties.sku,
+    name: productSchema.properties.name,
+    description: productSchema.properties.description,
+    currency: productSchema.properties.currency,
+    listPriceCents: productSchema.properties.listPriceCents,
+    sale: productSchema.properties.sale,
+    version: productSchema.properties.version,
+    updatedAt: productSchema.properties.updatedAt,
+  },
+} as const;
+
+export type ProductRecord = FromSchema<typeof productRecordSchema>;

@@ -1,4 +1,5 @@
 import type { Db } from "./client.ts";
+import { dbClock } from "./db-clock.ts";
 import { retryingConflicts, sqlState } from "./errors.ts";
 import { Prisma } from "./generated/client.ts";
 import type { Product } from "./product-schema.ts";
@@ -17,6 +18,8 @@ interface ProductRow {
   updated_at: Date;
   price_cents: number;
   valid_until: Date | null;
+  /** clock_timestamp(): a sample of the DB clock for this process's estimate (db-clock.ts). */
+  db_now?: Date;
 }
 
 // Effective price and boundary come from the SQL functions of the init migration,
@@ -25,7 +28,8 @@ const SELECT_PRODUCT = Prisma.sql`
   SELECT p.id, p.sku, p.name, p.description, p.currency, p.list_price_cents, p.sale_price_cents,
          p.sale_starts_at, p.sale_ends_at, p.version, p.updated_at,
          product_effective_price_cents(p, now()) AS price_cents,
-         product_next_price_boundary(p, now()) AS valid_until
+         product_next_price_boundary(p, now()) AS valid_until,
+         clock_timestamp() AS db_now
   FROM products p`;
 
 function toProduct(r: ProductRow): Product {
@@ -48,9 +52,17 @@ function toProduct(r: ProductRow): Product {
   };
 }
 
+/**
+ * One product at its effective price now (DB clock). Every read is also a sample of the DB clock,
+ * bracketed by this process's monotonic clock: the fills keep the estimate fresh (db-clock.ts).
+ */
 export async function findProduct(db: Db, id: number): Promise<Product | null> {
+  const before = dbClock.monotonic();
   const rows = await db.$queryRaw<ProductRow[]>`${SELECT_PRODUCT} WHERE p.id = ${id}`;
-  return rows[0] ? toProduct(rows[0]) : null;
+  const after = dbClock.monotonic();
+  const row = rows[0];
+  if (row?.db_now) dbClock.observe(before, row.db_now.getTime(), after);
+  return row ? toProduct(row) : null;
 }
 
 /** Keyset pagination by id: stable under concurrent inserts, no OFFSET scans. */

@@ -9,11 +9,25 @@ import {
   type L1Invalidations,
   type RedisClient,
   type SuppressedOperation,
-  type VersionedCache,
 } from "@flashsale/cache";
-import { type Product, productSchema } from "@flashsale/db";
+import { type ProductRecord, productRecordSchema } from "@flashsale/db";
 import { Ajv } from "ajv";
 import formats from "ajv-formats";
+import { dbClockSource, ProductCache, type ProductClock } from "./schedule.ts";
+
+export {
+  dbClockSource,
+  effectivePriceCents,
+  type Phase,
+  ProductCache,
+  type ProductClock,
+  type ProductRead,
+  type ProductView,
+  phaseAt,
+  productAt,
+  settle,
+  toRecord,
+} from "./schedule.ts";
 
 /** The entity name in every product key: the catalog and checkout read it, the invalidator evicts it. */
 export const PRODUCT_ENTITY = "product";
@@ -35,13 +49,22 @@ export interface ProductCacheOptions {
   fallbackReads?: { limit: number; queue: number };
   onEvent?(event: CacheEvent): void;
   onSuppressedError?(operation: SuppressedOperation, err: unknown): void;
+  /**
+   * Where the DB clock comes from (docs/architecture.md#price-schedule-and-the-db-clock). Default:
+   * the process's estimate fed by product reads; pass `dbClockSource(db)` to also probe when idle.
+   */
+  clock?: ProductClock;
 }
 
-/** How a cached product is versioned, bounded in time and validated when read back. */
-const productEntryRules: EntryRules<Product> = {
+/**
+ * How a cached product is versioned, bounded in time and validated when read back. A cached record
+ * holds the price schedule, not a price: nothing in it becomes wrong at a sale boundary, so it has
+ * no validUntil (the price is computed at the DB clock per response: schedule.ts).
+ */
+const productEntryRules: EntryRules<ProductRecord> = {
   versionOf: (p) => p.version,
-  validUntilMs: (p) => (p.validUntil ? Date.parse(p.validUntil) : null),
-  isValid: isProduct,
+  validUntilMs: () => null,
+  isValid: isProductRecord,
 };
 
 /**
@@ -49,8 +72,8 @@ const productEntryRules: EntryRules<Product> = {
  * reads current prices from it for display (never for charging: checkout charges what
  * Postgres says inside its transaction).
  */
-export function createProductCache(opts: ProductCacheOptions): VersionedCache<Product> {
-  return createVersionedCache<Product>({
+export function createProductCache(opts: ProductCacheOptions): ProductCache {
+  const records = createVersionedCache<ProductRecord>({
     redis: opts.redis,
     entity: PRODUCT_ENTITY,
     schemaVersion: opts.schemaVersion,
@@ -63,6 +86,7 @@ export function createProductCache(opts: ProductCacheOptions): VersionedCache<Pr
     ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
     ...(opts.onSuppressedError ? { onSuppressedError: opts.onSuppressedError } : {}),
   });
+  return new ProductCache(records, opts.clock ?? dbClockSource(null));
 }
 
 /**
@@ -78,13 +102,14 @@ export function invalidateProduct(
 
 // ajv-formats is CommonJS: its function is the default export under Node, `.default` under its types.
 const addFormats = formats as unknown as typeof formats.default;
-const validateProduct = addFormats(new Ajv({ allErrors: false, strict: true, strictTypes: false })).compile(productSchema);
+const validateRecord = addFormats(new Ajv({ allErrors: false, strict: true, strictTypes: false })).compile(productRecordSchema);
 
 /**
- * Validation of a cached payload against the one Product schema (packages/db product-schema.ts).
- * A payload written by another code version (a field added, renamed or retyped) or corrupted
- * fails it and is treated as a miss, never served (docs/architecture.md#cache-protocol).
+ * Validation of a cached payload against the stored form of the one Product schema (packages/db
+ * product-schema.ts `productRecordSchema`). A payload written by another code version (a field
+ * added, renamed or retyped) or corrupted fails it and is treated as a miss, never served
+ * (docs/architecture.md#cache-protocol).
  */
-export function isProduct(x: unknown): x is Product {
-  return validateProduct(x);
+export function isProductRecord(x: unknown): x is ProductRecord {
+  return validateRecord(x);
 }

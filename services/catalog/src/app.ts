@@ -1,7 +1,7 @@
 import type { RedisClient } from "@flashsale/cache";
 import type { Db } from "@flashsale/db";
 import { createServiceBase, type HttpLimits } from "@flashsale/http";
-import { createProductCache, type ProductCacheOptions } from "@flashsale/product-cache";
+import { createProductCache, dbClockSource, type ProductCacheOptions } from "@flashsale/product-cache";
 import type { Logger } from "@flashsale/telemetry";
 import type { FastifyInstance } from "fastify";
 import type { Registry } from "prom-client";
@@ -26,7 +26,10 @@ export interface BuildCatalogOptions {
 
 /** The catalog HTTP app, wired but not listening (tests call inject() or listen on port 0). */
 export async function buildCatalogApp(opts: BuildCatalogOptions): Promise<FastifyInstance> {
-  const cache = createProductCache({ redis: opts.redis, ...opts.cache, ...cacheTelemetry(opts.metrics, opts.logger) });
+  // Effective prices are computed at the DB clock per response; the estimate is sampled by every
+  // fill and, when no fill happened for a while, by a probe (docs/architecture.md#price-schedule-and-the-db-clock).
+  const clock = dbClockSource(opts.db, { onError: (err) => opts.logger.warn({ err: (err as Error).message }, "DB clock probe failed") });
+  const cache = createProductCache({ redis: opts.redis, clock, ...opts.cache, ...cacheTelemetry(opts.metrics, opts.logger) });
   const deps: CatalogDeps = { db: opts.db, redis: opts.redis, cache, adminToken: opts.adminToken };
 
   const postgresUp = async () => void (await opts.db.$queryRaw`SELECT 1`);

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncJsonSchemaToTs } from "@fastify/type-provider-json-schema-to-ts";
-import { findProduct, listProducts, type Product } from "@flashsale/db";
+import { findProduct, listProducts } from "@flashsale/db";
 import { documentedResponse, errorBodySchema, HttpError } from "@flashsale/http";
 import { isBulkheadRejectedError } from "cockatiel";
 import type { CatalogDeps } from "../deps.ts";
@@ -42,7 +42,7 @@ const getProductSchema = {
  */
 async function readThroughCache(deps: CatalogDeps, id: number) {
   try {
-    return await deps.cache.get(id, () => findProduct(deps.db, id));
+    return await deps.cache.read(id, () => findProduct(deps.db, id));
   } catch (err) {
     if (isBulkheadRejectedError(err)) {
       throw new HttpError(503, "OVERLOADED", "too many uncached reads in flight; retry shortly", {}, { "retry-after": "1" });
@@ -51,29 +51,21 @@ async function readThroughCache(deps: CatalogDeps, id: number) {
   }
 }
 
-/**
- * The ETag names the representation, not only the row: a sale starting or ending changes the
- * price without a write (the version stays), so while a boundary is scheduled the ETag carries it
- * too (validUntil changes at every boundary). Otherwise a client revalidating with If-None-Match
- * after a sale ended would get 304 and keep showing the sale price.
- */
-function etagOf(p: Product): string {
-  return p.validUntil === null ? `"${p.version}"` : `"${p.version}.${Date.parse(p.validUntil)}"`;
-}
-
 /** Public reads. `GET /products/:id` is cache-aside; listing reads Postgres directly. Types come from the schemas. */
 export const productRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { deps: CatalogDeps } }> = async (app, { deps }) => {
   app.get("/products/:id", { schema: getProductSchema }, async (request, reply) => {
     const id = Number(request.params.id);
     const read = await readThroughCache(deps, id);
-    if (!read.value) {
+    const view = read.view;
+    if (!view) {
       reply.header("x-cache", read.source);
       throw new HttpError(404, "NOT_FOUND", `product ${id} not found`);
     }
-    const etag = etagOf(read.value);
-    reply.headers({ "x-cache": read.source, age: String(Math.floor(read.ageMs / 1000)), etag, "cache-control": "no-cache" });
-    if (request.headers["if-none-match"] === etag) return reply.status(304).send();
-    return read.value satisfies Product;
+    // The view is the product at the DB clock's now, its ETag and its JSON body, built once per
+    // cached record and price phase (packages/product-cache schedule.ts): a hit serializes nothing.
+    reply.headers({ "x-cache": read.source, age: String(Math.floor(read.ageMs / 1000)), etag: view.etag, "cache-control": "no-cache" });
+    if (request.headers["if-none-match"] === view.etag) return reply.status(304).send();
+    return reply.type("application/json; charset=utf-8").send(view.body);
   });
 
   app.get(
