@@ -1,4 +1,5 @@
 import type { EntryRules } from "./entry.ts";
+import type { FreshnessGate } from "./freshness.ts";
 import type { EntityKeys } from "./keys.ts";
 import type { L1Invalidations } from "./l1-invalidations.ts";
 import { PlainCache } from "./plain-cache.ts";
@@ -7,7 +8,7 @@ import type { RedisClient } from "./redis-client.ts";
 import type { BreakerOptions } from "./redis-tier.ts";
 
 /** How a read was served; becomes the `X-Cache` response header (docs/architecture.md#cache-protocol). */
-export type CacheSource = "HIT-L1" | "HIT" | "MISS" | "STALE" | "BYPASS";
+export type CacheSource = "HIT-L1" | "HIT" | "MISS" | "STALE" | "BYPASS" | "REVALIDATED";
 
 export interface CacheRead<T> {
   value: T | null;
@@ -29,7 +30,17 @@ export type CacheEvent =
   | "bypass"
   | "invalid_payload"
   | "early_refresh"
-  | "stale_while_revalidate";
+  | "stale_while_revalidate"
+  /** Bounded staleness (watermark older than Δ): a cached value confirmed by the version probe… */
+  | "revalidated"
+  /** …found older than Postgres (the invalidation it needed is stuck): evicted and read through… */
+  | "revalidate_stale"
+  /** …or the probe failed (Postgres down / bulkhead full): served as STALE. */
+  | "revalidate_failed"
+  /** A cached "no such row" answered. */
+  | "negative_hit"
+  /** A read in flight was not joined: its key was invalidated since it began. */
+  | "coalesce_skipped";
 
 /**
  * The failures a cache deliberately does not propagate (the read is still answered); each one
@@ -47,7 +58,11 @@ export type SuppressedOperation =
   | "background_refresh"
   /** Plain cache-aside baseline: its Redis read (then a miss) or its fill. */
   | "plain_read"
-  | "plain_fill";
+  | "plain_fill"
+  /** The version probe of bounded staleness (the cached value is then served as STALE). */
+  | "revalidate"
+  /** Evicting, as the invalidator would have, a value the version probe found older than Postgres. */
+  | "revalidate_evict";
 
 /** What the services use: read through the tiers, with `load` reading the source of truth. */
 export interface VersionedCache<T> {
@@ -93,6 +108,28 @@ export interface VersionedCacheOptions<T> extends EntryRules<T> {
   breaker?: BreakerOptions;
   /** Bulkhead for DB reads that bypass the lease (Redis down, wait timed out): bounded concurrency + queue. */
   fallbackReads?: { limit?: number; queue?: number };
+  /**
+   * Bounded staleness (docs/architecture.md#cache-protocol): while `gate.trusted` is false (the
+   * invalidation watermark is older than Δ, or unreadable) no cached value is served unchecked: each
+   * is compared with `probeVersion(id)` (coalesced per key, under the fallback bulkhead; a key
+   * confirmed within `deltaMs` is served without a new probe) and, when older, evicted and read
+   * through. Absent: invalidations are always trusted.
+   */
+  staleness?: {
+    gate: FreshnessGate;
+    deltaMs: number;
+    /** The row's current version, null if there is no row: a cheap read (one indexed column). */
+    probeVersion(id: string | number): Promise<number | null>;
+    /** Confirmations kept (LRU); default 10,000. */
+    maxConfirmed?: number;
+  };
+  /** How long a fence raised by this cache (a stale value found by the probe) is kept; default 60 s. */
+  fenceTtlMs?: number;
+  /**
+   * Negative caching: a missing row is cached as absent this long (with the lease and fence
+   * protection of any fill; an invalidation of the id deletes it). 0 (default) = off.
+   */
+  negativeTtlMs?: number;
   /**
    * "plain" exists only so the stampede benchmark can show what the protocol prevents;
    * never use it in production. Default "protocol".

@@ -19,6 +19,35 @@ export interface CacheEntry<T> {
   value: T;
 }
 
+/**
+ * "No such row" (negative caching): version 0, below every real version, so any invalidation of the
+ * id (an INSERT by any path reaching the INVALIDATE script through CDC) deletes it. Never served
+ * past its short TTL (no stale grace) and never put into L1.
+ */
+export type AbsentEntry = CacheEntry<null> & { absent: true };
+
+export function createAbsentEntry(t: { startedAt: number; now: number; ttlMs: number }): AbsentEntry {
+  return {
+    version: 0,
+    absent: true,
+    storedAt: t.startedAt,
+    expiresAt: t.now + t.ttlMs,
+    delta: Math.max(1, t.now - t.startedAt),
+    value: null,
+  };
+}
+
+/** A stored entry that may be served, or an absent marker; null when neither (see decodeEntry). */
+export function decodeStored<T>(raw: string, rules: EntryRules<T>, now: number): CacheEntry<T> | AbsentEntry | null {
+  const e = parseEntry(raw);
+  if (e && (e as Partial<AbsentEntry>).absent === true) return e.value === null && e.version === 0 ? (e as AbsentEntry) : null;
+  return e ? decodeEntry(raw, rules, now, e) : null;
+}
+
+export function isAbsent(e: CacheEntry<unknown>): e is AbsentEntry {
+  return (e as Partial<AbsentEntry>).absent === true;
+}
+
 /** What a cache needs to know about the values it stores. */
 export interface EntryRules<T> {
   versionOf(value: T): number;
@@ -68,8 +97,8 @@ export function parseEntry(raw: string): CacheEntry<unknown> | null {
  * A stored entry that may be served: a valid value not past its validUntil. Null otherwise
  * (unreadable, written by another code version, or past its price boundary).
  */
-export function decodeEntry<T>(raw: string, rules: EntryRules<T>, now: number): CacheEntry<T> | null {
-  const e = parseEntry(raw);
+export function decodeEntry<T>(raw: string, rules: EntryRules<T>, now: number, parsed?: CacheEntry<unknown>): CacheEntry<T> | null {
+  const e = parsed ?? parseEntry(raw);
   if (!e || !rules.isValid(e.value)) return null;
   const validUntil = rules.validUntilMs(e.value);
   // Belt and braces: the Redis TTL is already capped at validUntil.

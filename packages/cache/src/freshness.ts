@@ -96,3 +96,151 @@ export async function liveSchemaVersions(redis: RedisClient): Promise<number[]> 
 
 /** Exposed for tests and operators' tooling (redis-cli); not for building other keys. */
 export const FRESHNESS_KEYS = { watermark: WATERMARK_KEY, schemaVersions: SCHEMA_VERSIONS_KEY } as const;
+
+/** "trusting": invalidations are believed (normal); "revalidating": every served key is checked against Postgres. */
+export type FreshnessMode = "trusting" | "revalidating";
+
+/** What the cache reads on every hit: a plain field, kept current by the monitor's timers (no work per hit). */
+export interface FreshnessGate {
+  readonly trusted: boolean;
+}
+
+export interface FreshnessMonitorOptions {
+  redis: RedisClient;
+  /** Δ: a watermark at least this old means invalidations may be missing. */
+  deltaMs: number;
+  /** How often the watermark is read (default 150 ms). */
+  pollMs?: number;
+  /** A read that has not answered in this long counts as failed (default: pollMs). */
+  timeoutMs?: number;
+  /**
+   * A watermark never published (no producer, e.g. a development stack without it, or a Redis that
+   * lost it): "old" (default, safe: revalidate everything) or "fresh" (trust invalidations blindly).
+   */
+  unpublished?: "old" | "fresh";
+  /** Cache schema versions to announce while running (the invalidator evicts every announced one). */
+  announce?: { schemaVersions: readonly number[]; ttlMs?: number; everyMs?: number };
+  /** Once per mode change, with the age that caused it (null: unknown). */
+  onModeChange?(mode: FreshnessMode, ageMs: number | null): void;
+  onError?(err: unknown): void;
+}
+
+/**
+ * The catalog's view of the watermark (docs/architecture.md#cache-protocol): polled in the background,
+ * aged between polls on this process's monotonic clock, and turned into one boolean the hit path reads.
+ *
+ * A poll that starts at monotonic t0 and gets age `a` (measured by Redis in the script, at some
+ * instant >= t0) proves the watermark was at most `a + (now - t0)` old at any later `now`; so trust
+ * lasts until t0 + (Δ - a) and ends by a timer unless a later poll extends it. A poll that fails or
+ * times out extends nothing: an unreadable watermark ages like an old one.
+ */
+export class FreshnessMonitor implements FreshnessGate {
+  trusted = false;
+  private readonly o: Required<Omit<FreshnessMonitorOptions, "announce" | "onModeChange" | "onError">> & FreshnessMonitorOptions;
+  /** Last successful poll: the age Redis reported and the monotonic time the poll started. */
+  private lastAge: number | null = null;
+  private lastPollStart = 0;
+  private published = false;
+  private expiry: NodeJS.Timeout | null = null;
+  private poller: NodeJS.Timeout | null = null;
+  private announcer: NodeJS.Timeout | null = null;
+  private stopped = false;
+  private mode: FreshnessMode | null = null;
+
+  constructor(options: FreshnessMonitorOptions) {
+    this.o = { pollMs: 150, timeoutMs: options.pollMs ?? 150, unpublished: "old", ...options };
+  }
+
+  /** The current estimate of the watermark's age (ms); null while never read, or never published. */
+  get ageMs(): number | null {
+    return this.lastAge === null ? null : this.lastAge + (performance.now() - this.lastPollStart);
+  }
+
+  get currentMode(): FreshnessMode {
+    return this.trusted ? "trusting" : "revalidating";
+  }
+
+  /** Starts polling (the first poll is awaited, so the mode is known when this resolves) and announcing. */
+  async start(): Promise<void> {
+    this.setTrusted(false);
+    await this.poll();
+    this.schedulePoll();
+    const a = this.o.announce;
+    if (a) {
+      const ttlMs = a.ttlMs ?? 10_000;
+      const announce = () => {
+        for (const v of a.schemaVersions) {
+          void withTimeout(announceSchemaVersion(this.o.redis, v, ttlMs), this.o.timeoutMs * 4).catch((err) => this.o.onError?.(err));
+        }
+      };
+      announce();
+      this.announcer = setInterval(announce, a.everyMs ?? Math.max(100, Math.floor(ttlMs / 4))).unref();
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const t of [this.poller, this.expiry]) if (t) clearTimeout(t);
+    if (this.announcer) clearInterval(this.announcer);
+  }
+
+  private schedulePoll(): void {
+    if (this.stopped) return;
+    this.poller = setTimeout(() => void this.poll().finally(() => this.schedulePoll()), this.o.pollMs).unref();
+  }
+
+  private async poll(): Promise<void> {
+    const t0 = performance.now();
+    let age: number | null;
+    try {
+      age = await withTimeout(readWatermarkAgeMs(this.o.redis), this.o.timeoutMs);
+    } catch (err) {
+      this.o.onError?.(err);
+      return; // nothing extended: the expiry timer ends trust on time
+    }
+    if (age === null) {
+      this.published = false;
+      this.lastAge = null;
+      this.setTrusted(this.o.unpublished === "fresh");
+      return;
+    }
+    this.published = true;
+    this.lastAge = Math.max(0, age);
+    this.lastPollStart = t0;
+    const until = t0 + this.o.deltaMs - this.lastAge;
+    if (until <= performance.now()) {
+      this.setTrusted(false);
+      return;
+    }
+    // The latest poll's bound wins (also when shorter: the watermark key may have been lost and re-published).
+    if (this.expiry) clearTimeout(this.expiry);
+    this.expiry = setTimeout(() => this.setTrusted(false), until - performance.now()).unref();
+    this.setTrusted(true);
+  }
+
+  /** Whether a watermark was ever seen (false: no producer, or Redis lost it). */
+  get isPublished(): boolean {
+    return this.published;
+  }
+
+  private setTrusted(trusted: boolean): void {
+    this.trusted = trusted;
+    if (!trusted && this.expiry) {
+      clearTimeout(this.expiry);
+      this.expiry = null;
+    }
+    const mode: FreshnessMode = trusted ? "trusting" : "revalidating";
+    if (mode !== this.mode) {
+      this.mode = mode;
+      this.o.onModeChange?.(mode, this.ageMs);
+    }
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`redis did not answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}

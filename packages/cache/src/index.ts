@@ -12,15 +12,19 @@ export { type CacheEntry, type EntryRules, encodeEntry, parseEntry } from "./ent
 export {
   announceSchemaVersion,
   FRESHNESS_KEYS,
+  type FreshnessGate,
+  type FreshnessMode,
+  FreshnessMonitor,
+  type FreshnessMonitorOptions,
   liveSchemaVersions,
   publishWatermark,
   readWatermarkAgeMs,
   redisNowMs,
 } from "./freshness.ts";
-export { invalidateEntity } from "./invalidate.ts";
+export { invalidateEntity, sweepFences } from "./invalidate.ts";
 export { type EntityKeys, entityKeys, keyPrefix, parseKey, scanPattern } from "./keys.ts";
 export { type L1Entry, L1Store } from "./l1.ts";
-export { L1Invalidations } from "./l1-invalidations.ts";
+export { type CanaryOptions, L1Invalidations } from "./l1-invalidations.ts";
 export { createRedisClient, masterNodes, type RedisClient, type RedisClientOptions, redisReady } from "./redis-client.ts";
 export { type ReserveResult, StockGate, type StockGateOptions } from "./stock-gate.ts";
 export { jitteredTtlMs } from "./ttl.ts";

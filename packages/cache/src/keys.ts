@@ -1,3 +1,5 @@
+import calculateSlot from "cluster-key-slot";
+
 /**
  * Key layout, owned here and nowhere else (docs/architecture.md#keys):
  * `catalog:v<schema>:{<entity>:<id>}` plus `:lease` and `:fence` siblings. The braces are a
@@ -55,3 +57,45 @@ const SIBLING_SUFFIX = /:(lease|fence)$/;
 export function valueKeyOf(key: string): string {
   return key.replace(SIBLING_SUFFIX, "");
 }
+
+/**
+ * Per-slot bookkeeping keys, never given a TTL so that `volatile-*` memory pressure cannot evict
+ * them (docs/architecture.md#keys): `incarnation` marks the life of the Redis holding the slot (a
+ * restart or failover without the key loses it, so a fill whose lease was granted before is refused)
+ * and `fences` is the sorted set of fence expiries the sweeper collects fences by. Their hash tag is
+ * chosen to land in the same Cluster slot as the entity's own keys, so the Lua scripts stay single-slot.
+ */
+export interface SlotKeys {
+  incarnation: string;
+  fences: string;
+}
+
+const SLOTS = 16_384;
+let slotTags: string[] | null = null;
+
+/** The shortest base-36 tag hashing to each slot (built once, about 10^5 CRC16s of tiny strings). */
+function tagForSlot(slot: number): string {
+  if (!slotTags) {
+    const tags = new Array<string>(SLOTS);
+    let found = 0;
+    for (let i = 0; found < SLOTS; i++) {
+      const s = i.toString(36);
+      const at = calculateSlot(s);
+      if (tags[at] === undefined) {
+        tags[at] = s;
+        found++;
+      }
+    }
+    slotTags = tags;
+  }
+  return slotTags[slot] as string;
+}
+
+/** The bookkeeping keys of the slot a value key lives in. */
+export function slotKeys(valueKey: string): SlotKeys {
+  const tag = tagForSlot(calculateSlot(valueKey));
+  return { incarnation: `${ROOT}incarnation:{${tag}}`, fences: `${ROOT}fences:{${tag}}` };
+}
+
+/** SCAN MATCH pattern of every slot's fence index (the sweeper's work list). */
+export const FENCE_INDEX_PATTERN = `${ROOT}fences:{*}`;

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
 import { valueKeyOf } from "./keys.ts";
 import { masterNodes, type RedisClient, redisReady } from "./redis-client.ts";
@@ -8,6 +9,17 @@ export interface InvalidationSink {
 }
 
 const CHANNEL = "__redis__:invalidate";
+
+/**
+ * The end-to-end check of the channel (docs/architecture.md#l1-coherence): a key of this process's
+ * own under the tracked prefix is written every `everyMs`; its invalidation must be heard within
+ * `deadlineMs`, else the channel counts as dead (a silently dropped connection: no FIN, no RST, TCP
+ * keepalive would take minutes): L1 off, tracking connections re-made.
+ */
+export interface CanaryOptions {
+  everyMs?: number;
+  deadlineMs?: number;
+}
 
 /**
  * Keeps an L1 coherent with Redis server-assisted invalidation (docs/architecture.md#l1-coherence):
@@ -27,16 +39,41 @@ export class L1Invalidations {
   private readonly upConns = new Set<Redis>();
   private readonly sinks = new Set<InvalidationSink>();
   private up = false;
+  private readonly canary: { key: string; everyMs: number; deadlineMs: number } | null;
+  private canaryTimer: NodeJS.Timeout | null = null;
+  /** performance.now() of the last canary invalidation heard, or of the last (re)establishment. */
+  private heardAt = 0;
+  /** A canary was heard since the channel was last (re)established: only then is L1 usable. */
+  private canaryHeard = false;
+  private stopped = false;
 
   // Plain fields, not parameter properties: Node's type stripping runs this file as is.
   private readonly client: RedisClient;
   private readonly prefixes: readonly string[];
   private readonly onError: (err: Error) => void;
 
-  constructor(client: RedisClient, prefix: string | readonly string[], onError: (err: Error) => void = () => {}) {
+  /** Called with "dead" each time the canary times out and the channel is re-made. */
+  private readonly onCanary: (event: "dead") => void;
+
+  constructor(
+    client: RedisClient,
+    prefix: string | readonly string[],
+    onError: (err: Error) => void = () => {},
+    options: { canary?: CanaryOptions | false; onCanary?: (event: "dead") => void } = {},
+  ) {
     this.client = client;
     this.prefixes = typeof prefix === "string" ? [prefix] : prefix;
     this.onError = onError;
+    this.onCanary = options.onCanary ?? (() => {});
+    this.canary =
+      options.canary === false
+        ? null
+        : {
+            // This process's own key: another process's canary says nothing about our connection.
+            key: `${this.prefixes[0]}canary:${randomUUID()}`,
+            everyMs: options.canary?.everyMs ?? 250,
+            deadlineMs: options.canary?.deadlineMs ?? 1_000,
+          };
   }
 
   attach(sink: InvalidationSink): void {
@@ -60,9 +97,12 @@ export class L1Invalidations {
     }
     this.conns = masterNodes(this.client).map((node) => this.track(node));
     await Promise.all(this.conns.map((c) => c.connect().catch((err: Error) => this.onError(err))));
+    if (this.canary && !this.stopped) this.canaryTimer = setInterval(() => this.canaryTick(), this.canary.everyMs).unref();
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.canaryTimer) clearInterval(this.canaryTimer);
     this.setUp(false);
     await Promise.all(this.conns.map((c) => c.quit().catch(() => c.disconnect())));
   }
@@ -98,13 +138,42 @@ export class L1Invalidations {
       await conn.call("CLIENT", "TRACKING", "ON", "REDIRECT", String(id), "BCAST", ...this.prefixes.flatMap((p) => ["PREFIX", p]));
       await conn.subscribe(CHANNEL);
       this.upConns.add(conn);
-      this.setUp(this.conns.length > 0 && this.conns.every((c) => this.upConns.has(c)));
+      this.heardAt = performance.now();
+      this.canaryHeard = false;
+      this.setUp(this.allUp());
+      if (this.canary) this.canaryTick();
     } catch (err) {
       this.onError(err as Error);
       this.upConns.delete(conn);
       this.setUp(false);
       conn.disconnect(true); // reconnect and try again
     }
+  }
+
+  /** Every connection tracking, and (with a canary) the canary heard since they were. */
+  private allUp(): boolean {
+    return this.conns.length > 0 && this.conns.every((c) => this.upConns.has(c)) && (this.canary === null || this.canaryHeard);
+  }
+
+  private canaryTick(): void {
+    const c = this.canary;
+    if (!c || this.stopped || this.upConns.size === 0) return;
+    if (performance.now() - this.heardAt > c.deadlineMs) {
+      // Deaf: whatever the sockets say, invalidations are not arriving. L1 off, connections re-made
+      // (each comes back up only after its tracking is re-established and a canary is heard again).
+      this.onCanary("dead");
+      this.onError(new Error(`L1 invalidation canary not heard for ${c.deadlineMs} ms: L1 off, reconnecting`));
+      this.canaryHeard = false;
+      this.heardAt = performance.now();
+      this.setUp(false);
+      for (const conn of this.conns) {
+        this.upConns.delete(conn);
+        conn.disconnect(true);
+      }
+      return;
+    }
+    // Written through the shared client: its answer is not awaited here (a failed write is a canary not heard).
+    this.client.set(c.key, String(Date.now()), "PX", Math.max(5_000, c.deadlineMs * 5)).catch(() => {});
   }
 
   private setUp(up: boolean): void {
@@ -125,7 +194,19 @@ export class L1Invalidations {
     }
     const keys = Array.isArray(message) ? message : [message];
     for (const raw of keys) {
-      const key = valueKeyOf(String(raw));
+      const name = String(raw);
+      if (this.canary && name === this.canary.key) {
+        this.heardAt = performance.now();
+        if (!this.canaryHeard) {
+          this.canaryHeard = true;
+          if (this.allUp() && !this.up) this.setUp(true);
+        }
+        continue;
+      }
+      // A lease taken or released changes no value; counting it would make every miss look like
+      // a write to the reads in flight for that key (ProtocolCache's join guard).
+      if (name.endsWith(":lease")) continue;
+      const key = valueKeyOf(name);
       for (const s of this.sinks) s.invalidate(key);
     }
   }

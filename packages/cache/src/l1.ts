@@ -56,6 +56,16 @@ export class L1Store<T> {
     return this.seq;
   }
 
+  /**
+   * Whether `key` was invalidated (or the whole L1 flushed) since a read that took `token` began:
+   * such a read may predate a write, so a later request must not join it (docs/architecture.md#l1-coherence).
+   */
+  invalidatedSince(key: string, token: number): boolean {
+    if (token < this.floor) return true;
+    const invalidated = this.invalidatedAt.get(key);
+    return invalidated !== undefined && invalidated > token;
+  }
+
   get(key: string, now: number): L1Entry<T> | undefined {
     if (!this.enabled) return undefined;
     const e = this.entries.get(key);

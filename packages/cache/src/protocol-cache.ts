@@ -1,15 +1,32 @@
 import { randomUUID } from "node:crypto";
 import { type BulkheadPolicy, bulkhead } from "cockatiel";
+import { LRUCache } from "lru-cache";
 import type { CacheEvent, CacheRead, SuppressedOperation, VersionedCache, VersionedCacheOptions } from "./cache.ts";
-import { type CacheEntry, createEntry, decodeEntry, encodeEntry, isExpired, l1TtlMs, shouldRefreshEarly, storedTtlMs } from "./entry.ts";
+import {
+  type CacheEntry,
+  createAbsentEntry,
+  createEntry,
+  decodeStored,
+  encodeEntry,
+  isAbsent,
+  isExpired,
+  l1TtlMs,
+  shouldRefreshEarly,
+  storedTtlMs,
+} from "./entry.ts";
+import type { FreshnessGate } from "./freshness.ts";
 import { type EntityKeys, entityKeys } from "./keys.ts";
 import { L1Store } from "./l1.ts";
-import { RedisTier } from "./redis-tier.ts";
+import { type Lease, RedisTier } from "./redis-tier.ts";
 
-type Defaults = "jitter" | "waitForFillMs" | "maxFillAgeMs" | "now" | "earlyRefreshBeta" | "staleGraceMs";
+type Defaults = "jitter" | "waitForFillMs" | "maxFillAgeMs" | "now" | "earlyRefreshBeta" | "staleGraceMs" | "fenceTtlMs" | "negativeTtlMs";
 type Load<T> = () => Promise<T | null>;
-/** A lease we hold: its token, and when Redis granted it (Redis's clock, ms). */
-type Lease = { token: string; at: number };
+/** What the version probe found: the row's version, or ABSENT. */
+const ABSENT = -1;
+/** A read in flight, and the L1 invalidation sequence when it began (the join guard). */
+type Inflight<T> = { promise: Promise<CacheRead<T>>; l1Token: number };
+/** What a lease holder's read produced: the value (null: no row) and whether Redis took the fill. */
+type Filled<T> = { entry: CacheEntry<T> | null; stored: boolean };
 
 /**
  * THE consistency protocol (docs/architecture.md#cache-protocol), the read path only: L1 (bounded,
@@ -21,12 +38,17 @@ type Lease = { token: string; at: number };
  */
 export class ProtocolCache<T> implements VersionedCache<T> {
   private readonly remote: RedisTier;
-  private readonly inflight = new Map<string, Promise<CacheRead<T>>>();
+  private readonly inflight = new Map<string, Inflight<T>>();
   private readonly refreshing = new Set<string>();
   private readonly opts: Required<Pick<VersionedCacheOptions<T>, Defaults>> & VersionedCacheOptions<T>;
   private readonly l1: L1Store<T> | null;
   private readonly l1TtlMs: number;
   private readonly fallback: BulkheadPolicy;
+  /** Bounded staleness: null = invalidations always trusted. */
+  private readonly gate: FreshnessGate | null;
+  private readonly probes = new Map<string, Promise<number>>();
+  /** Versions the probe confirmed, each kept for what is left of Δ after its probe began. */
+  private readonly confirmed: LRUCache<string, number>;
 
   constructor(options: VersionedCacheOptions<T>) {
     this.opts = {
@@ -36,8 +58,12 @@ export class ProtocolCache<T> implements VersionedCache<T> {
       now: Date.now,
       earlyRefreshBeta: 1,
       staleGraceMs: 60_000,
+      fenceTtlMs: 60_000,
+      negativeTtlMs: 0,
       ...options,
     };
+    this.gate = options.staleness?.gate ?? null;
+    this.confirmed = new LRUCache({ max: options.staleness?.maxConfirmed ?? 10_000, ttlAutopurge: false });
     this.remote = new RedisTier(options.redis, options.breaker);
     this.fallback = bulkhead(options.fallbackReads?.limit ?? 16, options.fallbackReads?.queue ?? 256);
     this.l1TtlMs = options.l1?.ttlMs ?? 5_000;
@@ -53,42 +79,62 @@ export class ProtocolCache<T> implements VersionedCache<T> {
     return this.remote.circuit;
   }
 
-  /** Read through the tiers; concurrent calls for one id in this process share one promise. */
+  /**
+   * Read through the tiers; concurrent calls for one id in this process share one promise, unless
+   * the key was invalidated since that read began (it may predate the write: docs/architecture.md#l1-coherence).
+   */
   get(id: string | number, load: Load<T>): Promise<CacheRead<T>> {
     const k = this.keys(id);
     if (this.l1?.isEnabled) {
       const now = this.opts.now();
       const e = this.l1.get(k.value, now);
       if (e) {
+        const hit: CacheRead<T> = { value: e.value, source: "HIT-L1", ageMs: now - e.storedAt };
+        // One field read: the monitor's timers keep `trusted` current, nothing is computed per hit.
+        if (this.gate !== null && !this.gate.trusted) return this.revalidate(id, k, hit, load);
         this.emit("l1_hit");
-        return Promise.resolve({ value: e.value, source: "HIT-L1", ageMs: now - e.storedAt });
+        return Promise.resolve(hit);
       }
       this.emit("l1_miss");
     }
     const pending = this.inflight.get(k.value);
     if (pending) {
-      this.emit("coalesced");
-      return pending;
+      if (!this.l1?.invalidatedSince(k.value, pending.l1Token)) {
+        this.emit("coalesced");
+        return pending.promise;
+      }
+      this.emit("coalesce_skipped");
     }
-    const p = this.read(k, load).finally(() => this.inflight.delete(k.value));
-    this.inflight.set(k.value, p);
+    const l1Token = this.l1?.readToken() ?? 0;
+    const p: Promise<CacheRead<T>> = this.read(id, k, l1Token, load).finally(() => {
+      if (this.inflight.get(k.value)?.promise === p) this.inflight.delete(k.value);
+    });
+    this.inflight.set(k.value, { promise: p, l1Token });
     return p;
   }
 
-  private async read(k: EntityKeys, load: Load<T>): Promise<CacheRead<T>> {
+  /** A cached answer, served as is while invalidations are trusted, else revalidated first. */
+  private served(id: string | number, k: EntityKeys, hit: CacheRead<T>, load: Load<T>): CacheRead<T> | Promise<CacheRead<T>> {
+    return this.gate !== null && !this.gate.trusted ? this.revalidate(id, k, hit, load) : hit;
+  }
+
+  private async read(id: string | number, k: EntityKeys, l1Token: number, load: Load<T>): Promise<CacheRead<T>> {
     const token = randomUUID();
-    const l1Token = this.l1?.readToken() ?? 0;
     let reply: Awaited<ReturnType<RedisTier["getOrLease"]>>;
     try {
       reply = await this.remote.getOrLease(k, token, this.opts.leaseMs);
     } catch {
       return this.bypass(load);
     }
-    if (reply.kind === "leased") return this.fillAsLeaseHolder(k, { token, at: reply.leasedAtMs }, l1Token, load);
-    if (reply.kind === "wait") return this.waitForFill(k, l1Token, load);
+    if (reply.kind === "leased") return this.fillAsLeaseHolder(k, reply.lease, l1Token, load);
+    if (reply.kind === "wait") return this.waitForFill(id, k, l1Token, load);
 
     const now = this.opts.now();
-    const entry = decodeEntry(reply.payload, this.opts, now);
+    const entry = decodeStored(reply.payload, this.opts, now);
+    if (entry && isAbsent(entry)) {
+      this.emit("negative_hit");
+      return this.served(id, k, { value: null, source: "HIT", ageMs: now - entry.storedAt }, load);
+    }
     if (!entry) {
       // Unreadable payload (older schema or corruption): drop it and read fresh.
       this.emit("invalid_payload");
@@ -101,7 +147,7 @@ export class ProtocolCache<T> implements VersionedCache<T> {
       // caller refreshes (if Postgres is down, until the grace ends: stale-if-error).
       this.emit("stale_while_revalidate");
       this.refreshInBackground(k, load);
-      return { value: entry.value, source: "STALE", ageMs: now - entry.storedAt };
+      return this.served(id, k, { value: entry.value, source: "STALE", ageMs: now - entry.storedAt }, load);
     }
     if (shouldRefreshEarly(entry, now, this.opts.earlyRefreshBeta)) {
       this.emit("early_refresh");
@@ -109,12 +155,66 @@ export class ProtocolCache<T> implements VersionedCache<T> {
     }
     this.emit("hit");
     this.storeL1(k, entry, l1Token);
-    return { value: entry.value, source: "HIT", ageMs: now - entry.storedAt };
+    return this.served(id, k, { value: entry.value, source: "HIT", ageMs: now - entry.storedAt }, load);
+  }
+
+  /**
+   * Bounded staleness: the watermark is older than Δ, so a missing invalidation is possible. The
+   * cached answer is served if Postgres confirms its version (now, or by a probe begun within Δ);
+   * otherwise it is evicted as the stuck invalidation would have done (fence included, so no older
+   * fill lands after it) and the read goes through to Postgres.
+   */
+  private async revalidate(id: string | number, k: EntityKeys, hit: CacheRead<T>, load: Load<T>): Promise<CacheRead<T>> {
+    const cached = hit.value === null ? ABSENT : this.opts.versionOf(hit.value);
+    let current = this.confirmed.get(k.value);
+    if (current !== cached) {
+      try {
+        current = await this.probe(id, k);
+      } catch (err) {
+        // Postgres unreachable or the bulkhead full: no change can be proven either way. Serving the
+        // cached answer (marked STALE) keeps the catalog up through a Postgres outage, when nothing
+        // can commit anyway (docs/architecture.md#failure-modes).
+        this.suppressed("revalidate", err);
+        this.emit("revalidate_failed");
+        return { ...hit, source: "STALE" };
+      }
+    }
+    if (current === cached) {
+      this.emit("revalidated");
+      return { ...hit, source: "REVALIDATED" };
+    }
+    this.emit("revalidate_stale");
+    this.l1?.invalidate(k.value);
+    // A row gone since: fence one above the cached version (no fill of it lands any more).
+    const version = current === ABSENT ? cached + 1 : current;
+    await this.remote.invalidate(k, version, this.opts.fenceTtlMs).catch((err) => this.suppressed("revalidate_evict", err));
+    return { value: await this.fallbackLoad(load), source: "MISS", ageMs: 0 };
+  }
+
+  /** The row's version in Postgres, one probe per key at a time in this process, under the bulkhead. */
+  private probe(id: string | number, k: EntityKeys): Promise<number> {
+    const pending = this.probes.get(k.value);
+    if (pending) return pending;
+    const staleness = this.opts.staleness;
+    if (!staleness) return Promise.resolve(ABSENT);
+    const startedAt = performance.now();
+    const p = this.fallback
+      .execute(() => staleness.probeVersion(id))
+      .then((v) => {
+        const version = v ?? ABSENT;
+        // Confirmed as of when the probe began: good for what is left of Δ from then.
+        const ttl = Math.floor(staleness.deltaMs - (performance.now() - startedAt));
+        if (ttl > 0) this.confirmed.set(k.value, version, { ttl });
+        return version;
+      })
+      .finally(() => this.probes.delete(k.value));
+    this.probes.set(k.value, p);
+    return p;
   }
 
   private async fillAsLeaseHolder(k: EntityKeys, lease: Lease, l1Token: number, load: Load<T>): Promise<CacheRead<T>> {
     this.emit("miss");
-    let filled: Awaited<ReturnType<typeof this.loadAndFill>>;
+    let filled: Filled<T>;
     try {
       filled = await this.loadAndFill(k, lease, load, "fill");
     } catch (err) {
@@ -122,7 +222,7 @@ export class ProtocolCache<T> implements VersionedCache<T> {
       await this.releaseLease(k, lease.token);
       throw err;
     }
-    if (!filled) return { value: null, source: "MISS", ageMs: 0 };
+    if (!filled.entry) return { value: null, source: "MISS", ageMs: 0 };
     if (filled.stored) this.storeL1(k, filled.entry, l1Token);
     return { value: filled.entry.value, source: "MISS", ageMs: this.opts.now() - filled.entry.storedAt };
   }
@@ -134,38 +234,51 @@ export class ProtocolCache<T> implements VersionedCache<T> {
    * Redis refuses the fill once it is older than maxFillAgeMs on its own clock (counted from the
    * lease), however long it was held up on the way: the fence it relies on has a TTL.
    */
-  private async loadAndFill(
-    k: EntityKeys,
-    { token, at }: Lease,
-    load: Load<T>,
-    failure: SuppressedOperation,
-  ): Promise<{ entry: CacheEntry<T>; stored: boolean } | null> {
+  private async loadAndFill(k: EntityKeys, lease: Lease, load: Load<T>, failure: SuppressedOperation): Promise<Filled<T>> {
     const startedAt = this.opts.now();
     const value = await load();
     const now = this.opts.now();
     if (value === null) {
-      await this.releaseLease(k, token);
-      return null;
+      if (this.opts.negativeTtlMs <= 0 || now - startedAt > this.opts.maxFillAgeMs) {
+        await this.releaseLease(k, lease.token);
+        return { entry: null, stored: false };
+      }
+      // "No such row", judged against the fence as it stood when the lease was taken: any
+      // invalidation since (an INSERT) raised it above that, and refuses this fill.
+      const absent = createAbsentEntry({ startedAt, now, ttlMs: this.opts.negativeTtlMs });
+      const stored = await this.fillPayload(k, lease, lease.fence, encodeEntry(absent), this.opts.negativeTtlMs, failure);
+      return { entry: null, stored };
     }
     const { entry, ttlMs } = createEntry(this.opts, value, { startedAt, now, baseTtlMs: this.opts.ttlMs, jitter: this.opts.jitter });
     if (ttlMs === 0 || now - startedAt > this.opts.maxFillAgeMs) {
-      await this.releaseLease(k, token);
+      await this.releaseLease(k, lease.token);
       return { entry, stored: false };
     }
+    const ttl = storedTtlMs(this.opts, entry, ttlMs, this.opts.staleGraceMs);
+    return { entry, stored: await this.fillPayload(k, lease, entry.version, encodeEntry(entry), ttl, failure) };
+  }
+
+  /** The FILL script; a refused fill has released our lease (scripts.ts), a failed one is reported. */
+  private async fillPayload(
+    k: EntityKeys,
+    lease: Lease,
+    version: number,
+    payload: string,
+    ttl: number,
+    failure: SuppressedOperation,
+  ): Promise<boolean> {
     try {
-      const payload = encodeEntry(entry);
-      const ttl = storedTtlMs(this.opts, entry, ttlMs, this.opts.staleGraceMs);
-      const stored = await this.remote.fill(k, token, entry.version, payload, ttl, at + this.opts.maxFillAgeMs);
+      const stored = await this.remote.fill(k, lease, version, payload, ttl, lease.at + this.opts.maxFillAgeMs);
       this.emit(stored ? "fill" : "fill_refused");
-      return { entry, stored };
+      return stored;
     } catch (err) {
       // The value we read is still the DB's answer; only the fill failed.
       this.suppressed(failure, err);
-      return { entry, stored: false };
+      return false;
     }
   }
 
-  private async waitForFill(k: EntityKeys, l1Token: number, load: Load<T>): Promise<CacheRead<T>> {
+  private async waitForFill(id: string | number, k: EntityKeys, l1Token: number, load: Load<T>): Promise<CacheRead<T>> {
     this.emit("lease_wait");
     const deadline = this.opts.now() + this.opts.waitForFillMs;
     let delay = 2;
@@ -179,11 +292,15 @@ export class ProtocolCache<T> implements VersionedCache<T> {
         return this.bypass(load);
       }
       const now = this.opts.now();
-      const entry = raw === null ? null : decodeEntry(raw, this.opts, now);
+      const entry = raw === null ? null : decodeStored(raw, this.opts, now);
       if (entry && !isExpired(entry, now)) {
+        if (isAbsent(entry)) {
+          this.emit("negative_hit");
+          return this.served(id, k, { value: null, source: "HIT", ageMs: now - entry.storedAt }, load);
+        }
         this.emit("hit");
         this.storeL1(k, entry, l1Token);
-        return { value: entry.value, source: "HIT", ageMs: this.opts.now() - entry.storedAt };
+        return this.served(id, k, { value: entry.value, source: "HIT", ageMs: now - entry.storedAt }, load);
       }
     }
     this.emit("lease_wait_timeout");
@@ -205,13 +322,13 @@ export class ProtocolCache<T> implements VersionedCache<T> {
     this.refreshing.add(k.value);
     const token = randomUUID();
     void (async () => {
-      const at = await this.remote.tryLease(k, token, this.opts.leaseMs);
-      if (at === null) return;
+      const lease = await this.remote.tryLease(k, token, this.opts.leaseMs);
+      if (lease === null) return;
       // A failed refresh keeps its lease until it expires (leaseMs): a sick Postgres then
       // gets one refresh attempt per key per lease period, not one per stale read.
-      const filled = await this.loadAndFill(k, { token, at }, load, "background_refresh");
+      const filled = await this.loadAndFill(k, lease, load, "background_refresh");
       // The row is gone: stop serving the old value (a delete event will fence it too).
-      if (!filled) await this.remote.delete(k.value);
+      if (!filled.entry && !filled.stored) await this.remote.delete(k.value);
     })()
       .catch((err) => this.suppressed("background_refresh", err))
       .finally(() => this.refreshing.delete(k.value));

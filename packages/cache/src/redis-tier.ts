@@ -1,10 +1,16 @@
 import { type CircuitBreakerPolicy, ConsecutiveBreaker, circuitBreaker, handleAll } from "cockatiel";
-import type { EntityKeys } from "./keys.ts";
+import { type EntityKeys, slotKeys } from "./keys.ts";
 import type { RedisClient } from "./redis-client.ts";
 import { type ScriptCommands, withScripts } from "./scripts.ts";
 
-/** `leasedAtMs`: when the lease was taken, on Redis's clock (a fill's deadline counts from it). */
-export type LeaseReply = { kind: "hit"; payload: string } | { kind: "leased"; leasedAtMs: number } | { kind: "wait" };
+/**
+ * A lease we hold: its token; when Redis granted it (Redis's clock, ms: a fill's deadline counts from
+ * it); the slot's incarnation then (a fill in another incarnation is refused); the fence then (the
+ * version a fill of "absent" is judged by).
+ */
+export type Lease = { token: string; at: number; incarnation: string; fence: number };
+
+export type LeaseReply = { kind: "hit"; payload: string } | { kind: "leased"; lease: Lease } | { kind: "wait" };
 
 export interface BreakerOptions {
   /** Opens after this many consecutive failures… */
@@ -37,27 +43,49 @@ export class RedisTier {
 
   /** The value, or the lease (the caller must fill), or "someone else holds the lease: wait". */
   async getOrLease(k: EntityKeys, token: string, leaseMs: number): Promise<LeaseReply> {
-    const reply = await this.call(() => this.redis.fsGetOrLease(k.value, k.lease, token, String(leaseMs)));
+    const inc = slotKeys(k.value).incarnation;
+    const reply = await this.call(() => this.redis.fsGetOrLease(k.value, k.lease, k.fence, inc, token, String(leaseMs)));
     if (reply[0] === 1) return { kind: "hit", payload: reply[1] };
-    return reply[0] === 2 ? { kind: "leased", leasedAtMs: reply[1] } : { kind: "wait" };
+    if (reply[0] === 2) return { kind: "leased", lease: { token, at: reply[1], incarnation: reply[2], fence: Number(reply[3]) } };
+    return { kind: "wait" };
   }
 
-  /** When the lease was taken (Redis's clock, ms) if it was free and is now ours (a background refresh), else null. */
-  async tryLease(k: EntityKeys, token: string, leaseMs: number): Promise<number | null> {
-    const leasedAt = await this.call(() => this.redis.fsTryLease(k.lease, token, String(leaseMs)));
-    return leasedAt > 0 ? leasedAt : null;
+  /** The lease if it was free and is now ours (a background refresh), else null. */
+  async tryLease(k: EntityKeys, token: string, leaseMs: number): Promise<Lease | null> {
+    const inc = slotKeys(k.value).incarnation;
+    const reply = await this.call(() => this.redis.fsTryLease(k.lease, k.fence, inc, token, String(leaseMs)));
+    return reply[0] > 0 ? { token, at: reply[0], incarnation: reply[1] as string, fence: Number(reply[2]) } : null;
   }
 
   /**
-   * Set-if-lease-and-not-fenced, executed only before `deadlineMs` on Redis's clock; false when
-   * refused (our read raced a write, our lease was re-taken, or the fill arrived too late).
+   * Set-if-lease-and-not-fenced, executed only before `deadlineMs` on Redis's clock and in the
+   * lease's incarnation; false when refused (our read raced a write, our lease was re-taken, Redis
+   * restarted meanwhile, or the fill arrived too late). A refused fill releases its lease.
    */
-  async fill(k: EntityKeys, token: string, version: number, payload: string, ttlMs: number, deadlineMs: number): Promise<boolean> {
+  async fill(k: EntityKeys, lease: Lease, version: number, payload: string, ttlMs: number, deadlineMs: number): Promise<boolean> {
+    const inc = slotKeys(k.value).incarnation;
     return (
       (await this.call(() =>
-        this.redis.fsFill(k.value, k.lease, k.fence, token, String(version), payload, String(ttlMs), String(deadlineMs)),
+        this.redis.fsFill(
+          k.value,
+          k.lease,
+          k.fence,
+          inc,
+          lease.token,
+          String(version),
+          payload,
+          String(ttlMs),
+          String(deadlineMs),
+          lease.incarnation,
+        ),
       )) === 1
     );
+  }
+
+  /** The invalidator's eviction, done by a catalog that found a cached value older than Postgres. */
+  async invalidate(k: EntityKeys, version: number, fenceTtlMs: number): Promise<void> {
+    const fences = slotKeys(k.value).fences;
+    await this.call(() => this.redis.fsInvalidate(k.value, k.lease, k.fence, fences, String(version), String(fenceTtlMs)));
   }
 
   /** Lets the waiters go (they read the DB themselves) instead of waiting out our lease. */

@@ -1,7 +1,7 @@
 import { PrivateRedis, waitFor } from "@flashsale/testkit";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { invalidateEntity } from "../src/invalidate.ts";
+import { invalidateEntity, sweepFences } from "../src/invalidate.ts";
 import { entityKeys } from "../src/keys.ts";
 import { createRedisClient, type RedisClient } from "../src/redis-client.ts";
 import { type Row, testCache } from "./cache-factory.ts";
@@ -52,9 +52,10 @@ describe("a fill delayed in transit", () => {
     );
     await waitFor(async () => (loading ? true : undefined), { timeoutMs: 2_000, what: "the lease holder's DB read" });
 
-    // The row changes after the read: its invalidation lands, with a fence that will expire
-    // (FENCE_TTL_SECONDS in production; short here) …
-    await invalidateEntity(admin, { schemaVersion: SCHEMA, entity: "product", id, version: 2, fenceTtlMs: 300 });
+    // The row changes after the read: its invalidation lands, with a fence whose time is up
+    // (FENCE_TTL_SECONDS in production; short here) and which the sweeper collects …
+    await invalidateEntity(admin, { schemaVersion: SCHEMA, entity: "product", id, version: 2, fenceTtlMs: 1 });
+    await waitFor(async () => ((await sweepFences(admin)) > 0 ? true : undefined), { timeoutMs: 2_000, what: "the fence swept" });
     // … and Redis stalls just as the stale fill (version 1) is sent: it waits in Redis past the fence.
     await admin.call("CLIENT", "PAUSE", "1000", "ALL");
     const pausedAt = Date.now();
