@@ -207,12 +207,16 @@ status.storage.topic=${this.name}-status
     await this.worker.stop();
     this.worker = null;
     // The slot becomes inactive once the worker's replication connection is gone.
+    // Dropping a slot takes the REPLICATION attribute: the Debezium role of the connector JSON.
+    const url = new URL(TEST_ENV.databaseUrl);
+    url.username = process.env.FLASHSALE_CDC_DB_USER ?? "debezium";
+    url.password = process.env.FLASHSALE_CDC_DB_PASSWORD ?? "debezium";
     const drop = `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '${this.slot}' AND NOT active`;
     await waitFor(
       async () => {
-        await execFileP("psql", [TEST_ENV.databaseUrl, "-qAtc", drop], { timeout: 10_000 });
+        await execFileP("psql", [url.toString(), "-qAtc", drop], { timeout: 10_000 });
         const { stdout } = await execFileP("psql", [
-          TEST_ENV.databaseUrl,
+          url.toString(),
           "-qAtc",
           `SELECT count(*) FROM pg_replication_slots WHERE slot_name = '${this.slot}'`,
         ]);
