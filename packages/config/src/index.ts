@@ -101,6 +101,22 @@ export const catalogSchema = z
     /** Concurrent Postgres reads allowed outside the lease protocol (Redis down), and their queue. */
     DB_FALLBACK_CONCURRENCY: z.coerce.number().int().min(1).default(8),
     DB_FALLBACK_QUEUE: z.coerce.number().int().min(0).default(256),
+    /**
+     * Δ of the staleness bound (docs/architecture.md#cache-protocol): cached values are served
+     * unchecked only while the invalidation watermark is younger than this; 0 = always trust.
+     */
+    CACHE_STALENESS_BOUND_MS: z.coerce.number().int().min(0).max(2_000, "at most 2000 (ms; issue: Δ <= 2 s)").default(2_000),
+    /** How often the watermark is read (with this as its timeout too). */
+    CACHE_WATERMARK_POLL_MS: z.coerce.number().int().min(10).max(1_000).default(150),
+    /** A watermark never published (no producer running): "old" = revalidate every hit (safe), "fresh" = trust. */
+    CACHE_UNPUBLISHED_WATERMARK: z.enum(["old", "fresh"]).default("old"),
+    /** How long "no such product" is cached (negative caching); 0 = off. */
+    CACHE_NEGATIVE_TTL_MS: z.coerce.number().int().min(0).max(60_000).default(5_000),
+    /** The L1 channel's end-to-end canary: written every CACHE_L1_CANARY_MS, heard within the deadline or L1 off. */
+    CACHE_L1_CANARY_MS: ms.default(250),
+    CACHE_L1_CANARY_DEADLINE_MS: ms.default(1_000),
+    /** How often this catalog sweeps fences whose time is up (they carry no Redis TTL); 0 = never. */
+    CACHE_FENCE_SWEEP_MS: z.coerce.number().int().min(0).default(10_000),
   })
   .refine((c) => c.FLASHSALE_DEV || c.ADMIN_TOKEN !== DEV_ADMIN_TOKEN, {
     path: ["ADMIN_TOKEN"],

@@ -9,6 +9,7 @@ import {
   type L1Invalidations,
   type RedisClient,
   type SuppressedOperation,
+  type VersionedCacheOptions,
 } from "@flashsale/cache";
 import { type ProductRecord, productRecordSchema } from "@flashsale/db";
 import { Ajv } from "ajv";
@@ -54,6 +55,9 @@ export interface ProductCacheOptions {
    * the process's estimate fed by product reads; pass `dbClockSource(db)` to also probe when idle.
    */
   clock?: ProductClock;
+  /** Bounded staleness and negative caching, as packages/cache defines them (the catalog wires them: deps.ts). */
+  staleness?: VersionedCacheOptions<ProductRecord>["staleness"];
+  negativeTtlMs?: number;
 }
 
 /**
@@ -85,6 +89,8 @@ export function createProductCache(opts: ProductCacheOptions): ProductCache {
     ...(opts.fallbackReads ? { fallbackReads: opts.fallbackReads } : {}),
     ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
     ...(opts.onSuppressedError ? { onSuppressedError: opts.onSuppressedError } : {}),
+    ...(opts.staleness ? { staleness: opts.staleness } : {}),
+    ...(opts.negativeTtlMs ? { negativeTtlMs: opts.negativeTtlMs } : {}),
   });
   return new ProductCache(records, opts.clock ?? dbClockSource(null));
 }

@@ -4,6 +4,8 @@ import { createDb } from "@flashsale/db";
 import { closeGracefully, countDbQuery } from "@flashsale/http";
 import { createLogger, createMetricsRegistry, shutdownTracing } from "@flashsale/telemetry";
 import { buildCatalogApp } from "./app.ts";
+import { freshnessTelemetry } from "./cache-telemetry.ts";
+import { startCacheFreshness } from "./deps.ts";
 
 const config = loadConfig(catalogSchema);
 const logger = createLogger("catalog", config.LOG_LEVEL);
@@ -22,15 +24,26 @@ const redis = createRedisClient({
 });
 redis.on("error", (err) => logger.warn({ err: err.message }, "redis error"));
 
-// L1 is only as good as its invalidation channel: it switches itself off while that is down.
+const metrics = createMetricsRegistry("catalog");
+// Staleness bound, schema-version announcement, fence sweep (deps.ts; docs/architecture.md#cache-protocol).
+const freshness = await startCacheFreshness({ config, redis, db, logger });
+const freshnessMetrics = freshnessTelemetry(metrics, freshness.monitor);
+
+// L1 is only as good as its invalidation channel: it switches itself off while that is down,
+// and while its end-to-end canary is not heard (a silently dead connection).
 const invalidations = config.CACHE_L1_ENABLED
-  ? new L1Invalidations(redis, keyPrefix(config.CACHE_SCHEMA_VERSION), (err) =>
-      logger.warn({ err: err.message }, "L1 invalidation channel"),
+  ? new L1Invalidations(
+      redis,
+      keyPrefix(config.CACHE_SCHEMA_VERSION),
+      (err) => logger.warn({ err: err.message }, "L1 invalidation channel"),
+      {
+        canary: { everyMs: config.CACHE_L1_CANARY_MS, deadlineMs: config.CACHE_L1_CANARY_DEADLINE_MS },
+        onCanary: freshnessMetrics.onCanary,
+      },
     )
   : null;
 await invalidations?.start();
 
-const metrics = createMetricsRegistry("catalog");
 const app = await buildCatalogApp({
   db,
   redis,
@@ -46,7 +59,14 @@ const app = await buildCatalogApp({
     mode: config.CACHE_MODE,
     fallbackReads: { limit: config.DB_FALLBACK_CONCURRENCY, queue: config.DB_FALLBACK_QUEUE },
     ...(invalidations ? { l1: { invalidations, ttlMs: config.CACHE_L1_TTL_MS, maxEntries: config.CACHE_L1_MAX_ENTRIES } } : {}),
+    ...freshness.cacheOptions,
   },
 });
-closeGracefully(app, [async () => invalidations?.stop(), () => redis.quit(), () => db.$disconnect(), shutdownTracing]);
+closeGracefully(app, [
+  async () => freshness.stop(),
+  async () => invalidations?.stop(),
+  () => redis.quit(),
+  () => db.$disconnect(),
+  shutdownTracing,
+]);
 await app.listen({ host: config.HOST, port: config.PORT });

@@ -10,8 +10,8 @@ const MAX_PAGE = 100;
 const xCache = {
   "x-cache": {
     type: "string",
-    enum: ["HIT-L1", "HIT", "MISS", "STALE", "BYPASS"],
-    description: "which tier answered (README: the consistency protocol)",
+    enum: ["HIT-L1", "HIT", "MISS", "STALE", "BYPASS", "REVALIDATED"],
+    description: "which tier answered (README: the consistency protocol); REVALIDATED: checked against Postgres (staleness bound)",
   },
 };
 const cachedReadHeaders = {
