@@ -1,0 +1,120 @@
+import { redisClient, waitFor } from "@flashsale/testkit";
+import type { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { CacheEvent } from "../src/cache.ts";
+import { invalidateEntity } from "../src/invalidate.ts";
+import { entityKeys, keyPrefix } from "../src/keys.ts";
+import { L1Invalidations } from "../src/l1-invalidations.ts";
+import { type Row, testCache } from "./cache-factory.ts";
+
+// Issue 12 items 8 and 9, issue 13 item 3 (races): real Redis (the test stack's db), a key space of
+// our own; the loader stands in for the Postgres read so each race is forced deterministically.
+const SCHEMA = 600_000 + Math.floor(Math.random() * 99_999);
+let nextId = 1;
+let redis: Redis;
+let admin: Redis;
+
+beforeAll(() => {
+  redis = redisClient();
+  admin = redisClient();
+});
+afterAll(async () => {
+  const keys = await admin.keys(`catalog:v${SCHEMA}:*`);
+  if (keys.length) await admin.del(...keys);
+  await Promise.all([redis, admin].map((r) => r.quit().catch(() => {})));
+});
+
+function deferred<T>() {
+  let resolve!: (v: T) => void;
+  const promise = new Promise<T>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
+}
+
+const invalidate = (id: number, version: number) =>
+  invalidateEntity(admin, { schemaVersion: SCHEMA, entity: "product", id, version, fenceTtlMs: 60_000 });
+
+describe("in-process coalescing (issue 12 item 8)", () => {
+  it("does not hand a read begun before an invalidation to a request that starts after it", async () => {
+    const id = nextId++;
+    const invalidations = new L1Invalidations(redis, keyPrefix(SCHEMA));
+    await invalidations.start();
+    try {
+      const events: CacheEvent[] = [];
+      const cache = testCache(redis, SCHEMA, { jitter: 0, events, l1: { invalidations } });
+      await waitFor(async () => (invalidations.isUp ? true : undefined), { timeoutMs: 3_000, what: "L1 channel up" });
+      const preWrite = deferred<Row>();
+      let loads = 0;
+      const first = cache.get(id, () => (++loads === 1 ? preWrite.promise : Promise.resolve({ id, version: 2 })));
+      await waitFor(async () => (loads === 1 ? true : undefined), { timeoutMs: 2_000, what: "the first DB read" });
+      // The write commits and its eviction lands (the message reaches this process) while the read is in flight.
+      const heard = events.length;
+      await invalidate(id, 2);
+      await new Promise((r) => setTimeout(r, 150));
+      expect(events.length).toBe(heard); // no read happened meanwhile
+      const second = cache.get(id, () => Promise.resolve({ id, version: 2 }));
+      preWrite.resolve({ id, version: 1 });
+      expect((await first).value?.version).toBe(1); // the reader that began before the write gets its own answer
+      expect((await second).value?.version).toBe(2);
+      expect(events).toContain("coalesce_skipped");
+    } finally {
+      await invalidations.stop();
+    }
+  });
+});
+
+describe("a refused fill (issue 12 item 9)", () => {
+  it("releases its lease: after a delete fence, the next reader does not wait the lease out", async () => {
+    const id = nextId++;
+    await invalidate(id, 5); // e.g. the delete of the row, its fence above what the re-inserted row reads as
+    const a: CacheEvent[] = [];
+    await testCache(redis, SCHEMA, { jitter: 0, events: a }).get(id, async () => ({ id, version: 1 }));
+    expect(a).toContain("fill_refused");
+    expect(await admin.exists(entityKeys(SCHEMA, "product", id).lease)).toBe(0);
+    const b: CacheEvent[] = [];
+    const t0 = performance.now();
+    const read = await testCache(redis, SCHEMA, { jitter: 0, events: b, waitForFillMs: 1_000 }).get(id, async () => ({ id, version: 1 }));
+    expect(read.value?.version).toBe(1);
+    expect(b).not.toContain("lease_wait");
+    expect(performance.now() - t0).toBeLessThan(500);
+  });
+});
+
+describe("negative caching (issue 13 item 3)", () => {
+  it("caches absent under the lease, and an invalidation (an INSERT through CDC) evicts the marker", async () => {
+    const id = nextId++;
+    const events: CacheEvent[] = [];
+    const cache = testCache(redis, SCHEMA, { jitter: 0, events, negativeTtlMs: 5_000 });
+    let loads = 0;
+    const missing = async () => {
+      loads++;
+      return null;
+    };
+    const answers = await Promise.all(Array.from({ length: 50 }, () => cache.get(id, missing)));
+    for (let i = 0; i < 150; i++) answers.push(await cache.get(id, missing));
+    expect(answers.every((r) => r.value === null)).toBe(true);
+    expect(loads).toBeLessThanOrEqual(2);
+    expect(await admin.pttl(entityKeys(SCHEMA, "product", id).value)).toBeLessThanOrEqual(5_000);
+    await invalidate(id, 1);
+    expect((await cache.get(id, async () => ({ id, version: 1 }))).value?.version).toBe(1);
+  });
+
+  it("refuses the absent fill of a read that raced the INSERT", async () => {
+    const id = nextId++;
+    const events: CacheEvent[] = [];
+    const cache = testCache(redis, SCHEMA, { jitter: 0, events, negativeTtlMs: 5_000 });
+    const read = deferred<Row | null>();
+    let started = false;
+    const racing = cache.get(id, () => {
+      started = true;
+      return read.promise;
+    });
+    await waitFor(async () => (started ? true : undefined), { timeoutMs: 2_000, what: "the DB read" });
+    await invalidate(id, 1); // the row is inserted (and its event applied) after the read saw nothing
+    read.resolve(null);
+    expect((await racing).value).toBeNull();
+    expect(events).toContain("fill_refused");
+    expect(await admin.get(entityKeys(SCHEMA, "product", id).value)).toBeNull();
+  });
+});
