@@ -64,7 +64,7 @@ const DOWN_FOR_MS = 4_000;
 const HANG_MS = Number(process.env.FAULT_HANG_MS ?? 8_000);
 const LATENCY_MS = Number(process.env.FAULT_LATENCY_MS ?? 100);
 /** Δ, the staleness bound the catalogs are configured with (docs/architecture.md "Freshness"). */
-const DELTA_MS = Number(process.env.FRESHNESS_BOUND_MS ?? 2_000);
+const DELTA_MS = Number(process.env.CACHE_STALENESS_BOUND_MS ?? 2_000);
 // What scripts/up serves, as an operator with psql would reach it (the owner role: raw SQL writes),
 // and the URLs the services use (packages/config defaults unless the operator's environment says otherwise).
 const DRIVER_DB = process.env.FAULTS_DATABASE_URL ?? "postgresql://flashsale:flashsale@127.0.0.1:5432/flashsale";
