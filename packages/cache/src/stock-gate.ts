@@ -14,6 +14,7 @@ import type { RedisClient } from "./redis-client.ts";
  *                                 committing checkout read back — never decremented blindly,
  *                                 so a sync and a release for the same commit cannot both count it)
  *   `stock:{product:<id>}:holds`  reservations in flight, "<token>:<qty>" scored by expiry
+ *   `stock:{product:<id>}:confirmed` present while a sold-out answer was checked against Postgres recently
  * A buyer passes if avail - (sum of live holds) >= qty. Holds expire on their own, so a
  * crashed checkout cannot leak units for longer than the hold TTL.
  */
@@ -42,6 +43,14 @@ end
 return removed
 `;
 
+// A sold-out answer confirmed against Postgres: raise `avail` to Postgres' value if it is higher.
+const RAISE = `
+local avail = redis.call('GET', KEYS[1])
+if avail and tonumber(avail) >= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+`;
+
 interface GateCommands {
   fsGateReserve(
     avail: string,
@@ -53,6 +62,7 @@ interface GateCommands {
     holdsTtl: string,
   ): Promise<-1 | 0 | 1>;
   fsGateRelease(avail: string, holds: string, member: string, availableAfter: string): Promise<0 | 1>;
+  fsGateRaise(avail: string, available: string, ttlMs: string): Promise<0 | 1>;
 }
 
 export type ReserveResult = "reserved" | "sold_out";
@@ -62,6 +72,11 @@ export interface StockGateOptions {
   holdTtlMs?: number;
   /** TTL of the synced `avail` value (every key has a TTL: volatile-lfu may evict it; it is re-read from Postgres). */
   availTtlMs?: number;
+  /**
+   * A sold-out answer is confirmed against Postgres at most once per this interval per product
+   * (0: never). Bounds how long the gate can refuse buyers after a restock it missed.
+   */
+  confirmSoldOutMs?: number;
   now?: () => number;
 }
 
@@ -69,6 +84,7 @@ export class StockGate {
   private readonly redis: RedisClient & GateCommands;
   private readonly holdTtlMs: number;
   private readonly availTtlMs: number;
+  private readonly confirmSoldOutMs: number;
   private readonly now: () => number;
 
   constructor(redis: RedisClient, opts: StockGateOptions = {}) {
@@ -76,15 +92,21 @@ export class StockGate {
     if (typeof r.fsGateReserve !== "function") {
       redis.defineCommand("fsGateReserve", { numberOfKeys: 2, lua: RESERVE });
       redis.defineCommand("fsGateRelease", { numberOfKeys: 2, lua: RELEASE });
+      redis.defineCommand("fsGateRaise", { numberOfKeys: 1, lua: RAISE });
     }
     this.redis = r as RedisClient & GateCommands;
     this.holdTtlMs = opts.holdTtlMs ?? 10_000;
     this.availTtlMs = opts.availTtlMs ?? 3_600_000;
+    this.confirmSoldOutMs = opts.confirmSoldOutMs ?? 1_000;
     this.now = opts.now ?? Date.now;
   }
 
-  static keys(productId: number): { avail: string; holds: string } {
-    return { avail: `stock:{product:${productId}}:avail`, holds: `stock:{product:${productId}}:holds` };
+  static keys(productId: number): { avail: string; holds: string; confirmed: string } {
+    return {
+      avail: `stock:{product:${productId}}:avail`,
+      holds: `stock:{product:${productId}}:holds`,
+      confirmed: `stock:{product:${productId}}:confirmed`,
+    };
   }
 
   /**
@@ -105,11 +127,27 @@ export class StockGate {
         String(this.holdTtlMs * 2),
       );
       if (r === 1) return "reserved";
-      if (r === 0) return "sold_out";
+      if (r === 0) {
+        // The gate's `avail` has no order with the CDC sync: a checkout's release (the stock read
+        // back after its commit) can land after the sync of a later restock and set the gate back to
+        // 0. So a sold-out answer is checked against Postgres, once per interval per product
+        // (docs/architecture.md#stock-gate); a refused buyer otherwise never reaches Postgres.
+        if (attempt === 0 && (await this.confirmDue(k.confirmed)) && (await this.raise(k.avail, await availableInDb()))) continue;
+        return "sold_out";
+      }
       // Unknown product: learn it from Postgres (NX: a concurrent initialiser or the invalidator may win).
       await this.redis.set(k.avail, String(await availableInDb()), "PX", this.availTtlMs, "NX");
     }
     return "sold_out";
+  }
+
+  private async confirmDue(key: string): Promise<boolean> {
+    if (this.confirmSoldOutMs <= 0) return false;
+    return (await this.redis.set(key, "1", "PX", this.confirmSoldOutMs, "NX")) === "OK";
+  }
+
+  private async raise(availKey: string, available: number): Promise<boolean> {
+    return (await this.redis.fsGateRaise(availKey, String(available), String(this.availTtlMs))) === 1;
   }
 
   /**

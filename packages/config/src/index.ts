@@ -81,6 +81,9 @@ const devMode = z
   .default("0")
   .transform((v) => v === "1");
 
+/** One TTL policy for every filler of the shared product keys (catalog and checkout). */
+const cacheTtlSeconds = z.coerce.number().int().min(1).default(86_400);
+
 export const catalogSchema = z
   .object({
     ...common,
@@ -88,7 +91,7 @@ export const catalogSchema = z
     ADMIN_TOKEN: z.string().min(16, "ADMIN_TOKEN must be at least 16 characters").default(DEV_ADMIN_TOKEN),
     /** 1 = a local development stack (scripts/up, scripts/services.sh, the tests): allows DEV_ADMIN_TOKEN. */
     FLASHSALE_DEV: devMode,
-    CACHE_TTL_SECONDS: z.coerce.number().int().min(1).default(86_400),
+    CACHE_TTL_SECONDS: cacheTtlSeconds,
     CACHE_LEASE_MS: ms.default(2_000),
     CACHE_L1_ENABLED: z
       .enum(["true", "false"])
@@ -128,6 +131,8 @@ export const checkoutSchema = z
   .object({
     ...common,
     PORT: port.default(3002),
+    /** The product keys' TTL for this process's fills (display prices); same variable and default as the catalog's. */
+    CACHE_TTL_SECONDS: cacheTtlSeconds,
     STOCK_GATE_ENABLED: z
       .enum(["true", "false"])
       .default("true")

@@ -1,4 +1,4 @@
-import type { PlacedOrder } from "./checkout.ts";
+import { MAX_CHECKOUT_LINES, MAX_CHECKOUT_UNITS, type PlacedOrder } from "./checkout.ts";
 import type { Db } from "./client.ts";
 
 export interface CartLine {
@@ -53,15 +53,18 @@ export async function claimCart(db: Db, cartId: string, principal: Principal): P
   await db.$executeRaw`UPDATE carts SET user_id = ${principal} WHERE id = ${cartId}::uuid AND user_id IS NULL`;
 }
 
-export type AddItemResult = "ok" | "cart_not_found" | "product_not_found" | "cart_full";
+export type AddItemResult = "ok" | "cart_not_found" | "product_not_found" | "cart_full" | "too_many_units";
 
 /**
- * Distinct products a cart may hold (through the API; raw SQL is not limited). Without a bound
- * one anonymous cart of 9,000 lines made a checkout hold stock-gate reservations on every one of
- * them for seconds (everyone else: OUT_OF_STOCK) and run a transaction past its 5 s limit while
- * holding their inventory rows, and one GET of the cart fired 9,000 price lookups at once.
+ * Distinct products a cart may hold (through the API; raw SQL is not limited, the checkout
+ * refuses such a cart: MAX_CHECKOUT_LINES). Without a bound one anonymous cart of 9,000 lines
+ * made a checkout hold stock-gate reservations on every one of them for seconds (everyone else:
+ * OUT_OF_STOCK) and run a transaction past its 5 s limit while holding their inventory rows,
+ * and one GET of the cart fired 9,000 price lookups at once.
  */
-export const MAX_CART_LINES = 100;
+export const MAX_CART_LINES = MAX_CHECKOUT_LINES;
+/** Units (sum of quantities) a cart may hold; the checkout refuses more (MAX_CHECKOUT_UNITS). */
+export const MAX_CART_UNITS = MAX_CHECKOUT_UNITS;
 
 /**
  * Adds (or replaces) a line, recording the effective price and version the shopper
@@ -76,33 +79,35 @@ export async function upsertCartItem(
   productId: number,
   quantity: number,
 ): Promise<AddItemResult> {
-  const rows = await db.$queryRaw<{ cart_found: boolean; product_found: boolean; upserted: boolean }[]>`
+  const rows = await db.$queryRaw<{ cart_found: boolean; product_found: boolean; upserted: boolean; too_many_lines: boolean | null }[]>`
     WITH cart AS (
            SELECT id FROM carts WHERE id = ${cartId}::uuid AND user_id IS NOT DISTINCT FROM ${principal}::text
            FOR NO KEY UPDATE
          ),
          product AS (SELECT id, product_effective_price_cents(p, now()) AS price, version FROM products p WHERE id = ${productId}),
-         -- A new line beyond MAX_CART_LINES is refused, a line already in the cart may still
-         -- change (the count is the statement's snapshot: concurrent adds may overshoot a little).
+         -- The cart as it would be after this change: beyond MAX_CART_LINES lines or MAX_CART_UNITS
+         -- units it is refused (the count is the statement's snapshot: concurrent adds may overshoot
+         -- a little; the checkout enforces both limits under the cart's lock).
          capacity AS (
-           SELECT count(*) >= ${MAX_CART_LINES} AND NOT bool_or(ci.product_id = ${productId}) AS is_full
+           SELECT count(*) FILTER (WHERE ci.product_id <> ${productId}) + 1 > ${MAX_CART_LINES} AS too_many_lines,
+                  coalesce(sum(ci.quantity) FILTER (WHERE ci.product_id <> ${productId}), 0) + ${quantity} > ${MAX_CART_UNITS} AS too_many_units
            FROM cart_items ci, cart WHERE ci.cart_id = cart.id
          ),
          upserted AS (
            INSERT INTO cart_items (cart_id, product_id, quantity, price_cents_seen, version_seen)
-           SELECT cart.id, product.id, ${quantity}, product.price, product.version FROM cart, product
-           WHERE NOT (SELECT is_full FROM capacity)
+           SELECT cart.id, product.id, ${quantity}, product.price, product.version FROM cart, product, capacity
+           WHERE NOT capacity.too_many_lines AND NOT capacity.too_many_units
            ON CONFLICT (cart_id, product_id) DO UPDATE
              SET quantity = EXCLUDED.quantity, price_cents_seen = EXCLUDED.price_cents_seen,
                  version_seen = EXCLUDED.version_seen, added_at = now()
            RETURNING 1
          )
     SELECT EXISTS (SELECT 1 FROM cart) AS cart_found, EXISTS (SELECT 1 FROM product) AS product_found,
-           EXISTS (SELECT 1 FROM upserted) AS upserted`;
+           EXISTS (SELECT 1 FROM upserted) AS upserted, (SELECT too_many_lines FROM capacity) AS too_many_lines`;
   const r = rows[0];
   if (!r?.cart_found) return "cart_not_found";
   if (!r.product_found) return "product_not_found";
-  if (!r.upserted) return "cart_full";
+  if (!r.upserted) return r.too_many_lines ? "cart_full" : "too_many_units";
   return "ok";
 }
 

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Principal } from "./carts.ts";
 import type { Db } from "./client.ts";
-import { retryingConflicts } from "./errors.ts";
+import { classifyDbError, sqlState } from "./errors.ts";
 
 export interface OrderLine {
   productId: number;
@@ -29,6 +29,8 @@ export type CheckoutOutcome =
   | { kind: "price_changed"; items: { productId: number; seenPriceCents: number; currentPriceCents: number }[] }
   | { kind: "out_of_stock"; items: { productId: number; requested: number }[] }
   | { kind: "cart_empty" }
+  /** More lines or units than a checkout accepts (a cart written around the API's limits). */
+  | { kind: "cart_too_large"; maxLines: number; maxUnits: number }
   | { kind: "cart_not_found" }
   | { kind: "idempotency_key_reused" };
 
@@ -57,177 +59,166 @@ function canonical(req: CheckoutRequest): CheckoutRequest {
   return { ...req, cartId: req.cartId.toLowerCase() };
 }
 
-/** Another request with the same Idempotency-Key holds (held) the claim. */
-class ClaimLost extends Error {}
+/** Distinct products a checkout accepts in one cart (the API refuses more lines: carts.ts MAX_CART_LINES). */
+export const MAX_CHECKOUT_LINES = 100;
+/** Units a checkout accepts in one cart (the API refuses more: carts.ts MAX_CART_UNITS). */
+export const MAX_CHECKOUT_UNITS = 1_000;
 
-/** Thrown inside the transaction to roll it back with a business outcome. */
-class Abort extends Error {
-  readonly outcome: CheckoutOutcome;
-  constructor(outcome: CheckoutOutcome) {
-    super(outcome.kind);
-    this.outcome = outcome;
-  }
-}
-
-interface LineRow {
-  product_id: bigint;
-  quantity: number;
-  price_cents_seen: number;
-  price_now: number;
-  /** Next sale start/end after the transaction's start, if any. */
-  boundary: Date | null;
-}
-
-/** A sale started or ended while the transaction ran: the price read at its start is no longer the one at commit. */
-class BoundaryCrossed extends Error {}
-const BOUNDARY_MARGIN_MS = 100;
-/** Deadlocks (e.g. with a bulk import locking the same products in another order) and serialization failures are retried. */
+/** Deadlocks, serialization failures and a sale boundary crossed before COMMIT (FS409) roll a batch back as a whole: tried again. */
 const MAX_ATTEMPTS = 3;
 
+/** SQLSTATE of the commit-time price check (migration 20261127010000, trigger order_items_price_at_commit). */
+export const PRICE_AT_COMMIT_SQLSTATE = "FS409";
+
+type BatchAnswer = CheckoutOutcome | { kind: "claim_lost" } | { kind: "cart_too_large"; lines: number; units: number };
+
+interface RawPlaced {
+  kind: "placed";
+  order: PlacedOrder;
+  stockAfter: Record<string, number>;
+}
+
+export interface PlaceOptions {
+  /** Called before a rolled-back batch is tried again (deadlock, serialization failure, FS409). */
+  onRetry?: (err: unknown) => void;
+  maxAttempts?: number;
+}
+
+function retryable(err: unknown): boolean {
+  return classifyDbError(err) === "retryable" || sqlState(err) === PRICE_AT_COMMIT_SQLSTATE;
+}
+
 /**
- * The checkout invariant (docs/architecture.md#checkout-invariant) in one short transaction:
- *  1. claim the Idempotency-Key in the principal's scope (a concurrent duplicate blocks
- *     on the unique index until we finish, then replays our stored result; callers check
- *     for a finished replay first, see findIdempotentResult, so replays cost no
- *     transaction), then lock the cart row if it belongs to the principal (ownership is
- *     decided under the lock, so a concurrent claim or a second checkout of the same cart
- *     is ordered before or after us, never in between);
- *  2. read each line's effective price at the DB's clock, holding FOR SHARE row
- *     locks on the products (in id order) only until this transaction ends, so a
- *     price cannot change between the check and the commit;
- *  3. any price differing from what the cart saw -> roll back, PRICE_CHANGED;
- *  4. decrement stock with conditional UPDATEs (in id order: no deadlocks);
- *     any line short -> roll back, OUT_OF_STOCK;
- *  5. write order + items at the re-validated prices, store the result under the
- *     key and consume the cart, in one statement.
- * No network call happens while the transaction is open.
+ * Places a batch of checkouts in ONE statement and one implicit transaction
+ * (checkout_place_orders, migration 20261127010000; docs/architecture.md#checkout-invariant):
+ * no lock is held across a network round trip, and buyers arriving together share the
+ * transaction, its hot-row lock and its commit. Per request, in arrival order: claim the
+ * Idempotency-Key, lock the principal's cart, check every line's price at the DB clock and its
+ * stock under the row lock, then decrement (one set-based UPDATE), consume the cart, write the
+ * order and the key's stored answer. A refused request writes nothing and does not fail the
+ * others. The commit-time trigger re-checks each line's price when the transaction commits.
  */
-export async function placeOrder(db: Db, request: CheckoutRequest): Promise<CheckoutOutcome> {
-  const req = canonical(request);
-  // A deadlock or serialization failure rolled the transaction back as a whole, so trying again is safe.
-  return retryingConflicts(() => placeOrderOnce(db, req), MAX_ATTEMPTS);
-}
-
-async function placeOrderOnce(db: Db, req: CheckoutRequest): Promise<CheckoutOutcome> {
-  const { cartId, principal, idempotencyKey } = req;
-  const scope = idempotencyScope(req);
-  const orderId = randomUUID();
-  const createdAt = new Date();
-  try {
-    return await db.$transaction(
-      async (tx) => {
-        // A key already used (or in use) in this scope conflicts here; we then wait for
-        // that transaction on the unique index and replay its result.
-        const claimed = await tx.$executeRaw`
-          INSERT INTO idempotency_keys (scope, key, cart_id, order_id, response_body)
-          VALUES (${scope}, ${idempotencyKey}, ${cartId}::uuid, ${orderId}::uuid, '{}'::jsonb)
-          ON CONFLICT (scope, key) DO NOTHING`;
-        if (claimed === 0) throw new ClaimLost();
-
-        // Lock the cart if it is the principal's. Lines change only under this row lock
-        // (add-item locks it too; the revision trigger updates it), so the lines read
-        // next are exactly the ones this order consumes.
-        const [cart] = await tx.$queryRaw<{ user_id: string | null; revision: bigint }[]>`
-          SELECT user_id, revision FROM carts
-          WHERE id = ${cartId}::uuid AND user_id IS NOT DISTINCT FROM ${principal}::text
-          FOR NO KEY UPDATE`;
-        if (!cart) throw new Abort({ kind: "cart_not_found" });
-
-        const lines = await tx.$queryRaw<LineRow[]>`
-          SELECT ci.product_id, ci.quantity, ci.price_cents_seen,
-                 product_effective_price_cents(p, now()) AS price_now,
-                 product_next_price_boundary(p, now()) AS boundary
-          FROM cart_items ci JOIN products p ON p.id = ci.product_id
-          WHERE ci.cart_id = ${cartId}::uuid
-          ORDER BY ci.product_id
-          FOR SHARE OF p`;
-        if (lines.length === 0) throw new Abort({ kind: "cart_empty" });
-
-        const changed = lines.filter((l) => l.price_now !== l.price_cents_seen);
-        if (changed.length > 0) {
-          throw new Abort({
-            kind: "price_changed",
-            items: changed.map((l) => ({
-              productId: Number(l.product_id),
-              seenPriceCents: l.price_cents_seen,
-              currentPriceCents: l.price_now,
-            })),
-          });
-        }
-
-        const stockAfter = new Map<number, number>();
-        for (const l of lines) {
-          const [left] = await tx.$queryRaw<{ available: number }[]>`
-            UPDATE inventory SET available = available - ${l.quantity}
-            WHERE product_id = ${l.product_id} AND available >= ${l.quantity}
-            RETURNING available`;
-          if (!left) {
-            throw new Abort({ kind: "out_of_stock", items: [{ productId: Number(l.product_id), requested: l.quantity }] });
-          }
-          stockAfter.set(Number(l.product_id), left.available);
-        }
-
-        const items: OrderLine[] = lines.map((l) => ({
-          productId: Number(l.product_id),
-          quantity: l.quantity,
-          unitPriceCents: l.price_now,
-        }));
-        const totalCents = items.reduce((sum, i) => sum + i.quantity * i.unitPriceCents, 0);
-        const order: PlacedOrder = { id: orderId, cartId, items, totalCents, createdAt: createdAt.toISOString() };
-        // Each consumed line bumps the cart's revision once (trigger cart_items_bump_cart_revision):
-        // a later replay of this key is honoured only while the cart is still at this revision.
-        const revisionAfter = BigInt(cart.revision) + BigInt(lines.length);
-        // All writes in one statement: fewer round trips while the stock row is locked.
-        // It returns the DB clock after the writes: prices were evaluated at now() (the
-        // transaction start); if a sale boundary fell in between, they may be wrong at commit.
-        const [written] = await tx.$queryRaw<{ at: Date }[]>`
-          WITH o AS (
-            INSERT INTO orders (id, cart_id, user_id, total_cents, created_at)
-            VALUES (${orderId}::uuid, ${cartId}::uuid, ${cart.user_id}, ${totalCents}, ${createdAt})
-          ), i AS (
-            INSERT INTO order_items (order_id, product_id, quantity, unit_price_cents)
-            SELECT ${orderId}::uuid, * FROM unnest(${items.map((i) => i.productId)}::bigint[],
-                                                  ${items.map((i) => i.quantity)}::int[],
-                                                  ${items.map((i) => i.unitPriceCents)}::int[])
-          ), k AS (
-            UPDATE idempotency_keys SET response_body = ${JSON.stringify(order)}::jsonb, cart_revision = ${revisionAfter}
-            WHERE scope = ${scope} AND key = ${idempotencyKey}
-          ), d AS (
-            -- The lines this order took (all of them: the cart row lock keeps them stable).
-            DELETE FROM cart_items ci
-            USING unnest(${items.map((i) => i.productId)}::bigint[], ${items.map((i) => i.quantity)}::int[]) AS took(product_id, quantity)
-            WHERE ci.cart_id = ${cartId}::uuid AND ci.product_id = took.product_id AND ci.quantity = took.quantity
-          )
-          SELECT clock_timestamp() AS at`;
-        // COMMIT is one more round trip away: a boundary inside that margin counts as crossed.
-        const commitBy = (written?.at ?? new Date()).getTime() + BOUNDARY_MARGIN_MS;
-        if (lines.some((l) => l.boundary !== null && l.boundary.getTime() <= commitBy)) throw new BoundaryCrossed();
-        return { kind: "placed", order, replayed: false, stockAfter } as CheckoutOutcome;
-      },
-      { maxWait: 2_000, timeout: 5_000 },
-    );
-  } catch (err) {
-    if (err instanceof ClaimLost) {
-      // The concurrent request with our key has committed by now (we waited on its row).
-      return (await findIdempotentResult(db, req)) ?? { kind: "idempotency_key_reused" };
+export async function placeOrders(db: Db, requests: CheckoutRequest[], opts: PlaceOptions = {}): Promise<CheckoutOutcome[]> {
+  if (requests.length === 0) return [];
+  const reqs = requests.map(canonical);
+  const payload = JSON.stringify(
+    reqs.map((r) => ({
+      scope: idempotencyScope(r),
+      key: r.idempotencyKey,
+      cartId: r.cartId,
+      principal: r.principal,
+      orderId: randomUUID(),
+    })),
+  );
+  const attempts = opts.maxAttempts ?? MAX_ATTEMPTS;
+  let answers: BatchAnswer[];
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const [row] = await db.$queryRaw<{ answers: string }[]>`
+        SELECT checkout_place_orders(${payload}::jsonb, ${MAX_CHECKOUT_LINES}::int, ${MAX_CHECKOUT_UNITS}::int)::text AS answers`;
+      answers = JSON.parse(row?.answers ?? "[]") as BatchAnswer[];
+      break;
+    } catch (err) {
+      if (attempt < attempts && retryable(err)) {
+        opts.onRetry?.(err);
+        continue;
+      }
+      // One request's failure (a bug, a bad value) must not fail the buyers it was batched with.
+      if (reqs.length > 1 && !retryable(err) && classifyDbError(err) !== "busy" && classifyDbError(err) !== "unavailable") {
+        return Promise.all(reqs.map(async (r) => (await placeOrders(db, [r], opts))[0] as CheckoutOutcome));
+      }
+      throw err;
     }
-    if (err instanceof Abort) return err.outcome;
-    if (err instanceof BoundaryCrossed) return priceChangedNow(db, cartId);
-    throw err;
   }
+  return Promise.all(
+    reqs.map(async (req, i): Promise<CheckoutOutcome> => {
+      const a = answers[i];
+      if (!a) throw new Error(`checkout_place_orders answered ${answers.length} outcomes for ${reqs.length} requests`);
+      if (a.kind === "claim_lost") {
+        // The request holding our key has committed by now (we waited on its row) or is ours, earlier
+        // in this batch. Nothing stored: it was refused and wrote nothing, so this one is tried once more.
+        const stored = await findIdempotentResult(db, req);
+        if (stored) return stored;
+        if ((opts.maxAttempts ?? MAX_ATTEMPTS) <= 1) return { kind: "idempotency_key_reused" };
+        return placeOrder(db, req, { ...opts, maxAttempts: 1 });
+      }
+      if (a.kind === "cart_too_large") return { kind: "cart_too_large", maxLines: MAX_CHECKOUT_LINES, maxUnits: MAX_CHECKOUT_UNITS };
+      if (a.kind === "placed") {
+        const raw = a as unknown as RawPlaced;
+        const stockAfter = new Map(Object.entries(raw.stockAfter).map(([k, v]) => [Number(k), v] as const));
+        return { kind: "placed", order: raw.order, replayed: false, stockAfter };
+      }
+      return a;
+    }),
+  );
 }
 
-/** After a rolled-back transaction that crossed a sale boundary: the lines whose price now differs. */
-async function priceChangedNow(db: Db, cartId: string): Promise<CheckoutOutcome> {
-  const rows = await db.$queryRaw<{ product_id: bigint; price_cents_seen: number; price_now: number }[]>`
-    SELECT ci.product_id, ci.price_cents_seen,
-           product_effective_price_cents(p, clock_timestamp() + ${BOUNDARY_MARGIN_MS} * interval '1 millisecond') AS price_now
-    FROM cart_items ci JOIN products p ON p.id = ci.product_id WHERE ci.cart_id = ${cartId}::uuid`;
+/** One checkout: a batch of one (see placeOrders). */
+export async function placeOrder(db: Db, request: CheckoutRequest, opts: PlaceOptions = {}): Promise<CheckoutOutcome> {
+  const [outcome] = await placeOrders(db, [request], opts);
+  if (!outcome) throw new Error("no checkout outcome");
+  return outcome;
+}
+
+export interface OrderPlacer {
+  place(request: CheckoutRequest): Promise<CheckoutOutcome>;
+}
+
+export interface GroupCommitOptions {
+  /** Batches in flight at once (each is one statement on one pooled connection). */
+  lanes: number;
+  /** Checkouts combined into one batch at most. */
+  maxBatch: number;
+  onRetry?: (err: unknown) => void;
+  /** Called with each batch's size (metrics). */
+  onBatch?: (size: number) => void;
+}
+
+/**
+ * Group commit (docs/architecture.md#checkout-invariant): checkouts that arrive while `lanes`
+ * batches are in flight wait for the next free lane and go together, up to `maxBatch`, in one
+ * placeOrders call. An idle process sends a checkout at once (no timer, no added latency);
+ * under a rush the batch grows by itself, and one hot row is locked once per batch instead of
+ * once per buyer. Bounding how many checkouts may wait is the caller's (the checkout bulkhead).
+ */
+export function groupCommit(db: Db, opts: GroupCommitOptions): OrderPlacer {
+  interface Waiting {
+    req: CheckoutRequest;
+    resolve: (o: CheckoutOutcome) => void;
+    reject: (e: unknown) => void;
+  }
+  const queue: Waiting[] = [];
+  let inFlight = 0;
+  const pump = () => {
+    while (inFlight < opts.lanes && queue.length > 0) {
+      const batch = queue.splice(0, opts.maxBatch);
+      inFlight++;
+      opts.onBatch?.(batch.length);
+      placeOrders(
+        db,
+        batch.map((w) => w.req),
+        opts.onRetry ? { onRetry: opts.onRetry } : {},
+      )
+        .then(
+          (outcomes) => {
+            for (const [i, w] of batch.entries()) w.resolve(outcomes[i] as CheckoutOutcome);
+          },
+          (err: unknown) => {
+            for (const w of batch) w.reject(err);
+          },
+        )
+        .finally(() => {
+          inFlight--;
+          pump();
+        });
+    }
+  };
   return {
-    kind: "price_changed",
-    items: rows
-      .filter((r) => r.price_now !== r.price_cents_seen)
-      .map((r) => ({ productId: Number(r.product_id), seenPriceCents: r.price_cents_seen, currentPriceCents: r.price_now })),
+    place: (req) =>
+      new Promise<CheckoutOutcome>((resolve, reject) => {
+        queue.push({ req, resolve, reject });
+        pump();
+      }),
   };
 }
 

@@ -14,6 +14,8 @@ export const ERROR_CODES = {
   INVALID_SALE_WINDOW: "startsAt is not before endsAt",
   INVALID_IMPORT: "an import line is malformed (line in `line`)",
   DUPLICATE_SKU: "an import names a SKU twice (line in `line`)",
+  CART_FULL:
+    "the cart would exceed a cart's limits (100 distinct products, 1,000 units in all; `maxLines`/`maxUnits`); checkout refuses a bigger cart too",
   // 401
   UNAUTHORIZED: "admin route without the right bearer token",
   // 404
@@ -25,7 +27,6 @@ export const ERROR_CODES = {
   PRICE_CHANGED: "a cart line's price changed since it was added",
   OUT_OF_STOCK: "not enough stock for a cart line",
   CART_EMPTY: "the cart has no items",
-  CART_FULL: "the cart already holds the most distinct products a cart may hold (100); change an existing line or check out",
   CONFLICT: "the write conflicts with existing data (uniqueness or a reference) or with a concurrent write (retry)",
   PRODUCT_IN_ORDERS: "the product appears in orders and cannot be deleted",
   // 408, 413, 415, 431

@@ -1,11 +1,11 @@
 import rateLimit from "@fastify/rate-limit";
 import type { RedisClient, StockGate, VersionedCache } from "@flashsale/cache";
-import type { Db, Product } from "@flashsale/db";
+import { type Db, groupCommit, type OrderPlacer, type Product, placeOrder } from "@flashsale/db";
 import { createServiceBase, HttpError, type HttpLimits } from "@flashsale/http";
 import type { Logger } from "@flashsale/telemetry";
 import { bulkhead } from "cockatiel";
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { Counter, type Registry } from "prom-client";
+import { Counter, Histogram, type Registry } from "prom-client";
 import type { CheckoutDeps } from "./deps.ts";
 import { cartRoutes } from "./routes/carts.ts";
 
@@ -17,14 +17,24 @@ export interface BuildCheckoutOptions {
   productCache: VersionedCache<Product>;
   /** null = no stock gate. */
   gate: StockGate | null;
-  /** Concurrent checkout transactions (= the DB pool size) and how many may queue for one. */
+  /** Checkouts in flight (queued for or inside a batch) and how many more may wait; beyond -> 503 OVERLOADED. */
   transactions: { limit: number; queue: number };
+  /**
+   * Group commit (docs/architecture.md#checkout-invariant): batches in flight at once and the
+   * largest batch. null: one checkout per statement. Default: see DEFAULT_GROUP_COMMIT.
+   */
+  groupCommit?: { lanes: number; maxBatch: number } | null;
+  /** Another order placer instead (benchmarks: today's flow as a baseline); overrides groupCommit. */
+  orders?: OrderPlacer;
   rateLimit: { max: number; windowMs: number };
   /** See createServiceBase: per-request DB query counting (opt-in, DB_QUERY_METRICS). */
   trackDbQueries?: boolean;
   /** Request lifetimes (HTTP_* config); defaults from packages/http. */
   limits?: Partial<HttpLimits>;
 }
+
+/** Measured in bench/checkout-rush.ts (README "Checkout benchmark"). */
+export const DEFAULT_GROUP_COMMIT = { lanes: 2, maxBatch: 64 } as const;
 
 /** The checkout HTTP app, wired but not listening. Prices are only ever charged from Postgres. */
 export async function buildCheckoutApp(opts: BuildCheckoutOptions): Promise<FastifyInstance> {
@@ -71,12 +81,35 @@ export async function buildCheckoutApp(opts: BuildCheckoutOptions): Promise<Fast
       );
     }
   };
+  const batchSizes = new Histogram({
+    name: "checkout_batch_size",
+    help: "Checkouts combined into one statement by group commit",
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128],
+    registers: [opts.metrics],
+  });
+  const retries = new Counter({
+    name: "checkout_batch_retries_total",
+    help: "Checkout batches rolled back (deadlock, serialization failure, sale boundary at commit) and tried again",
+    registers: [opts.metrics],
+  });
+  const gc = opts.groupCommit === undefined ? DEFAULT_GROUP_COMMIT : opts.groupCommit;
+  const orders = opts.orders
+    ? opts.orders
+    : gc
+      ? groupCommit(opts.db, { ...gc, onBatch: (n) => batchSizes.observe(n), onRetry: () => retries.inc() })
+      : { place: (req: Parameters<typeof placeOrder>[1]) => placeOrder(opts.db, req, { onRetry: () => retries.inc() }) };
   const deps: CheckoutDeps = {
     db: opts.db,
     redis: opts.redis,
     productCache: opts.productCache,
     outcomes,
-    flow: { db: opts.db, gate: opts.gate, transactions: bulkhead(opts.transactions.limit, opts.transactions.queue), logger: opts.logger },
+    flow: {
+      db: opts.db,
+      gate: opts.gate,
+      orders,
+      transactions: bulkhead(opts.transactions.limit, opts.transactions.queue),
+      logger: opts.logger,
+    },
   };
   await app.register(cartRoutes, { deps, admit });
   return app;

@@ -8,7 +8,7 @@ import {
   claimCart,
   type Db,
   findIdempotentResult,
-  placeOrder,
+  type OrderPlacer,
 } from "@flashsale/db";
 import type { Logger } from "@flashsale/telemetry";
 import type { BulkheadPolicy } from "cockatiel";
@@ -17,7 +17,9 @@ export interface CheckoutFlowDeps {
   db: Db;
   /** null: no gate (benchmark baseline, or switched off by config). */
   gate: StockGate | null;
-  /** Bounds concurrent checkout transactions to what the DB pool can serve; beyond its queue -> 503. */
+  /** Places orders: group commit (packages/db groupCommit) or one checkout per statement. */
+  orders: OrderPlacer;
+  /** Bounds checkouts in flight (waiting for or inside a batch); beyond its queue -> 503. */
   transactions: BulkheadPolicy;
   logger: Logger;
 }
@@ -31,7 +33,8 @@ interface Reservation {
  * One checkout: replay check (a finished key in the principal's scope answers from the
  * store), then `admit` (the rate limit: only attempts that reach the business logic are
  * counted, never replays), the claim of an anonymous cart, the stock gate (Redis), and the
- * single short Postgres transaction that decides (packages/db placeOrder). The gate is an
+ * one Postgres statement that decides (packages/db placeOrders, combined with the checkouts
+ * arriving at the same time by group commit). The gate is an
  * admission filter only: if Redis misbehaves the checkout proceeds without it ("fail
  * open"), because Postgres alone already guarantees no oversell.
  */
@@ -67,7 +70,7 @@ export async function checkout(
 
   let outcome: CheckoutOutcome | undefined;
   try {
-    outcome = await deps.transactions.execute(() => placeOrder(deps.db, req));
+    outcome = await deps.transactions.execute(() => deps.orders.place(req));
     return outcome;
   } finally {
     const stockAfter = outcome?.kind === "placed" ? outcome.stockAfter : undefined;

@@ -2,9 +2,9 @@ import { createRedisClient, StockGate } from "@flashsale/cache";
 import { checkoutSchema, httpLimits, loadConfig } from "@flashsale/config";
 import { createDb } from "@flashsale/db";
 import { closeGracefully, countDbQuery } from "@flashsale/http";
-import { createProductCache } from "@flashsale/product-cache";
-import { createLogger, createMetricsRegistry, reportSuppressedErrors, shutdownTracing } from "@flashsale/telemetry";
-import { buildCheckoutApp } from "./app.ts";
+import { createLogger, createMetricsRegistry, shutdownTracing } from "@flashsale/telemetry";
+import { buildCheckoutApp, DEFAULT_GROUP_COMMIT } from "./app.ts";
+import { checkoutProductCache } from "./product-cache.ts";
 
 const config = loadConfig(checkoutSchema);
 const logger = createLogger("checkout", config.LOG_LEVEL);
@@ -31,21 +31,11 @@ const app = await buildCheckoutApp({
   metrics,
   trackDbQueries: config.DB_QUERY_METRICS,
   limits: httpLimits(config),
-  // Same keys as the catalog: the invalidator evicts them for both. No L1 here (display only).
-  productCache: createProductCache({
-    redis,
-    schemaVersion: config.CACHE_SCHEMA_VERSION,
-    ttlSeconds: 86_400,
-    leaseMs: 2_000,
-    onSuppressedError: reportSuppressedErrors({
-      registry: metrics,
-      logger,
-      metric: "checkout_product_cache_suppressed_errors_total",
-      component: "product cache",
-    }),
-  }),
+  productCache: checkoutProductCache(config, redis, metrics, logger),
   gate: config.STOCK_GATE_ENABLED ? new StockGate(redis) : null,
-  transactions: { limit: config.DB_POOL_MAX, queue: config.CHECKOUT_QUEUE },
+  groupCommit: DEFAULT_GROUP_COMMIT,
+  // Every lane's batch can fill; beyond that CHECKOUT_QUEUE may wait, then 503.
+  transactions: { limit: DEFAULT_GROUP_COMMIT.lanes * DEFAULT_GROUP_COMMIT.maxBatch, queue: config.CHECKOUT_QUEUE },
   rateLimit: { max: config.CHECKOUT_RATE_LIMIT_MAX, windowMs: config.CHECKOUT_RATE_LIMIT_WINDOW_MS },
 });
 closeGracefully(app, [() => redis.quit(), () => db.$disconnect(), shutdownTracing]);

@@ -26,7 +26,7 @@ afterAll(async () => {
 });
 
 describe("cart size", () => {
-  it(`a new line past ${MAX_CART_LINES} distinct products is 409 CART_FULL; existing lines still change`, async () => {
+  it(`a new line past ${MAX_CART_LINES} distinct products is 400 CART_FULL; existing lines still change`, async () => {
     const products = await insertProducts(
       pool,
       Array.from({ length: MAX_CART_LINES + 1 }, (_, i) => ({ sku: `SIZE-${run}-${i}`, listPriceCents: 100, stock: 5 })),
@@ -39,7 +39,7 @@ describe("cart size", () => {
     const extra = products[MAX_CART_LINES];
     if (!extra) throw new Error("no extra product");
     const refused = await add(extra.id);
-    expect([refused.statusCode, refused.json().error]).toEqual([409, "CART_FULL"]);
+    expect([refused.statusCode, refused.json().error]).toEqual([400, "CART_FULL"]);
     // Changing a line already in the cart is not a new line.
     const first = products[0];
     if (!first) throw new Error("no product");

@@ -8,6 +8,7 @@ import {
   findOrder,
   findProduct,
   MAX_CART_LINES,
+  MAX_CART_UNITS,
   type Principal,
   upsertCartItem,
 } from "@flashsale/db";
@@ -116,8 +117,22 @@ const cartSchema = {
   },
 } as const;
 
+/** Load shed anywhere on a route (a bulkhead full, the pool or a lock wait timed out) is 503, never 500. */
+function overloaded(err: unknown): HttpError | null {
+  if (!isBulkheadRejectedError(err) && classifyDbError(err) !== "busy") return null;
+  return new HttpError(503, "OVERLOADED", "the service is saturated; retry shortly", {}, { "retry-after": "1" }, err);
+}
+
 /** Adds each line's current price, read through the product cache (display only). */
 async function withCurrentPrices(deps: CheckoutDeps, cart: Cart) {
+  try {
+    return await currentPrices(deps, cart);
+  } catch (err) {
+    throw overloaded(err) ?? err;
+  }
+}
+
+async function currentPrices(deps: CheckoutDeps, cart: Cart) {
   const items = await Promise.all(
     cart.items.map(async (line) => {
       const current = (await deps.productCache.get(line.productId, () => findProduct(deps.db, line.productId))).value;
@@ -169,7 +184,7 @@ export const cartRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { deps: Che
         response: {
           201: cartSchema,
           404: errorBodySchema,
-          409: { ...errorBodySchema, description: "CART_FULL: a new line past the cart's limit of distinct products (or CONFLICT)" },
+          400: { ...errorBodySchema, description: "CART_FULL: past the cart's limit of distinct products or units (or another 400)" },
         },
       },
     },
@@ -182,10 +197,18 @@ export const cartRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { deps: Che
       if (result === "product_not_found") throw new HttpError(404, "PRODUCT_NOT_FOUND", `product ${request.body.productId} not found`);
       if (result === "cart_full") {
         throw new HttpError(
-          409,
+          400,
           "CART_FULL",
           `a cart holds at most ${MAX_CART_LINES} distinct products; change an existing line or check out`,
+          {
+            maxLines: MAX_CART_LINES,
+          },
         );
+      }
+      if (result === "too_many_units") {
+        throw new HttpError(400, "CART_FULL", `a cart holds at most ${MAX_CART_UNITS} units in all; lower a quantity or check out`, {
+          maxUnits: MAX_CART_UNITS,
+        });
       }
       const cart = await findCart(deps.db, id, principal);
       if (!cart) throw cartNotFound(id);
@@ -242,9 +265,10 @@ export const cartRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { deps: Che
       try {
         outcome = await checkout(deps.flow, req, () => admit(request));
       } catch (err) {
-        if (isBulkheadRejectedError(err) || classifyDbError(err) === "busy") {
+        const shed = overloaded(err);
+        if (shed) {
           deps.outcomes.inc({ outcome: "overloaded" });
-          throw new HttpError(503, "OVERLOADED", "checkout is saturated; retry shortly", {}, { "retry-after": "1" }, err);
+          throw shed;
         }
         throw err; // 429 from admit; database failures are classified by the shared error handler
       }
@@ -261,6 +285,13 @@ export const cartRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { deps: Che
           throw new HttpError(409, "OUT_OF_STOCK", "not enough stock", { items: outcome.items });
         case "cart_empty":
           throw new HttpError(409, "CART_EMPTY", "the cart has no items");
+        case "cart_too_large":
+          throw new HttpError(
+            400,
+            "CART_FULL",
+            `a checkout takes at most ${outcome.maxLines} distinct products and ${outcome.maxUnits} units; remove some`,
+            { maxLines: outcome.maxLines, maxUnits: outcome.maxUnits },
+          );
         case "cart_not_found":
           throw cartNotFound(request.params.id);
         case "idempotency_key_reused":
