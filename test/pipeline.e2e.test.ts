@@ -157,8 +157,10 @@ describe("pipeline", () => {
     await waitEvicted(p.id, 2_000);
     const next = await getProduct(p.id);
     expect(next.headers["x-cache"]).toBe("MISS");
-    expect(next.json()).toMatchObject({ priceCents: 4200, version: 2 });
-    expect(next.headers.etag).toBe('"2"');
+    // Versions come from one sequence (docs/architecture.md "Invalidation"): the PUT's new version, not 2.
+    const version = put.json().version as number;
+    expect(next.json()).toMatchObject({ priceCents: 4200, version });
+    expect(next.headers.etag).toBe(`"${version}"`);
   });
 
   it("evicts every product of a bulk import through CDC alone", async () => {

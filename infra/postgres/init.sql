@@ -74,6 +74,55 @@ $$;
 ALTER DEFAULT PRIVILEGES FOR ROLE flashsale IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO flashsale_app;
 ALTER DEFAULT PRIVILEGES FOR ROLE flashsale IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO flashsale_app;
 
+-- Rewriting DDL on products (docs/architecture.md "Invalidation"): a table rewrite (ALTER COLUMN
+-- TYPE ... USING, ADD COLUMN with a volatile default, ...) changes rows without row events and
+-- without moving their version, so nothing would evict them. Enforced here, because event
+-- triggers need a superuser (migrations run as the owner): in the rewriting transaction itself
+-- every row gets a new version (the ALWAYS version trigger: one row event each, evicted and fenced
+-- like any update) and its price state is appended to the price history. Any DDL that leaves one
+-- of the cache's products triggers missing or not ALWAYS-enabled is refused. Both are ALWAYS
+-- enabled so that session_replication_role = replica does not skip them. Installed once the
+-- migration that creates cache_epochs (20261127020000) has run; a no-op on other tables.
+-- begin products DDL guard
+CREATE OR REPLACE FUNCTION flashsale_products_rewrite_seen() RETURNS event_trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  IF pg_event_trigger_table_rewrite_oid() = to_regclass('public.products') THEN
+    PERFORM set_config('flashsale.products_rewritten', 'on', true);
+  END IF;
+END
+$fn$;
+CREATE OR REPLACE FUNCTION flashsale_products_ddl_guard() RETURNS event_trigger LANGUAGE plpgsql AS $fn$
+DECLARE
+  products oid := to_regclass('public.products');
+BEGIN
+  IF products IS NULL OR to_regclass('public.cache_epochs') IS NULL THEN RETURN; END IF;
+  IF (SELECT count(*) FROM pg_trigger
+       WHERE tgrelid = products AND tgenabled = 'A'
+         AND tgname IN ('products_bump_version', 'products_record_price', 'products_truncate_epoch')) <> 3 THEN
+    RAISE EXCEPTION 'products triggers products_bump_version, products_record_price and products_truncate_epoch must exist and be ENABLE ALWAYS (docs/architecture.md "Invalidation")';
+  END IF;
+  IF current_setting('flashsale.products_rewritten', true) = 'on' THEN
+    PERFORM set_config('flashsale.products_rewritten', 'off', true);
+    UPDATE public.products SET version = version;
+    INSERT INTO public.product_price_history (product_id, version, list_price_cents, sale_price_cents, sale_starts_at, sale_ends_at)
+      SELECT id, version, list_price_cents, sale_price_cents, sale_starts_at, sale_ends_at FROM public.products;
+  END IF;
+END
+$fn$;
+DO $do$
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_event_trigger WHERE evtname = 'flashsale_products_rewrite_seen') THEN
+    CREATE EVENT TRIGGER flashsale_products_rewrite_seen ON table_rewrite EXECUTE FUNCTION flashsale_products_rewrite_seen();
+  END IF;
+  IF NOT EXISTS (SELECT FROM pg_event_trigger WHERE evtname = 'flashsale_products_ddl_guard') THEN
+    CREATE EVENT TRIGGER flashsale_products_ddl_guard ON ddl_command_end EXECUTE FUNCTION flashsale_products_ddl_guard();
+  END IF;
+  ALTER EVENT TRIGGER flashsale_products_rewrite_seen ENABLE ALWAYS;
+  ALTER EVENT TRIGGER flashsale_products_ddl_guard ENABLE ALWAYS;
+END
+$do$;
+-- end products DDL guard
+
 \connect flashsale_test
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
@@ -97,3 +146,51 @@ END
 $$;
 ALTER DEFAULT PRIVILEGES FOR ROLE flashsale IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO flashsale_app;
 ALTER DEFAULT PRIVILEGES FOR ROLE flashsale IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO flashsale_app;
+
+-- Rewriting DDL on products (docs/architecture.md "Invalidation"): a table rewrite (ALTER COLUMN
+-- TYPE ... USING, ADD COLUMN with a volatile default, ...) changes rows without row events and
+-- without moving their version, so nothing would evict them. Enforced here, because event
+-- triggers need a superuser (migrations run as the owner): in the rewriting transaction itself
+-- every row gets a new version (the ALWAYS version trigger: one row event each, evicted and fenced
+-- like any update) and its price state is appended to the price history. Any DDL that leaves one
+-- of the cache's products triggers missing or not ALWAYS-enabled is refused. Both are ALWAYS
+-- enabled so that session_replication_role = replica does not skip them. Installed once the
+-- migration that creates cache_epochs (20261127020000) has run; a no-op on other tables.
+CREATE OR REPLACE FUNCTION flashsale_products_rewrite_seen() RETURNS event_trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  IF pg_event_trigger_table_rewrite_oid() = to_regclass('public.products') THEN
+    PERFORM set_config('flashsale.products_rewritten', 'on', true);
+  END IF;
+END
+$fn$;
+CREATE OR REPLACE FUNCTION flashsale_products_ddl_guard() RETURNS event_trigger LANGUAGE plpgsql AS $fn$
+DECLARE
+  products oid := to_regclass('public.products');
+BEGIN
+  IF products IS NULL OR to_regclass('public.cache_epochs') IS NULL THEN RETURN; END IF;
+  IF (SELECT count(*) FROM pg_trigger
+       WHERE tgrelid = products AND tgenabled = 'A'
+         AND tgname IN ('products_bump_version', 'products_record_price', 'products_truncate_epoch')) <> 3 THEN
+    RAISE EXCEPTION 'products triggers products_bump_version, products_record_price and products_truncate_epoch must exist and be ENABLE ALWAYS (docs/architecture.md "Invalidation")';
+  END IF;
+  IF current_setting('flashsale.products_rewritten', true) = 'on' THEN
+    PERFORM set_config('flashsale.products_rewritten', 'off', true);
+    UPDATE public.products SET version = version;
+    INSERT INTO public.product_price_history (product_id, version, list_price_cents, sale_price_cents, sale_starts_at, sale_ends_at)
+      SELECT id, version, list_price_cents, sale_price_cents, sale_starts_at, sale_ends_at FROM public.products;
+  END IF;
+END
+$fn$;
+DO $do$
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_event_trigger WHERE evtname = 'flashsale_products_rewrite_seen') THEN
+    CREATE EVENT TRIGGER flashsale_products_rewrite_seen ON table_rewrite EXECUTE FUNCTION flashsale_products_rewrite_seen();
+  END IF;
+  IF NOT EXISTS (SELECT FROM pg_event_trigger WHERE evtname = 'flashsale_products_ddl_guard') THEN
+    CREATE EVENT TRIGGER flashsale_products_ddl_guard ON ddl_command_end EXECUTE FUNCTION flashsale_products_ddl_guard();
+  END IF;
+  ALTER EVENT TRIGGER flashsale_products_rewrite_seen ENABLE ALWAYS;
+  ALTER EVENT TRIGGER flashsale_products_ddl_guard ENABLE ALWAYS;
+END
+$do$;
+-- end products DDL guard

@@ -13,6 +13,8 @@ import type { RedisClient } from "./redis-client.ts";
 
 const WATERMARK_KEY = "catalog:freshness:watermark";
 const SCHEMA_VERSIONS_KEY = "catalog:freshness:schema-versions";
+/** Per topic: partition -> DB commit ms of the last heartbeat applied there (the invalidator's input). */
+const HEARTBEATS_KEY_PREFIX = "catalog:freshness:heartbeats:";
 
 const NOW_MS = `local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -45,7 +47,15 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 return redis.call('ZRANGE', KEYS[1], 0, -1)
 `;
 
+/** KEYS: heartbeats hash. ARGV: partition, db ms. Moves the partition's entry only forward; returns the hash. */
+const RECORD_HEARTBEAT = `
+local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '-1')
+if tonumber(ARGV[2]) > cur then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+return redis.call('HGETALL', KEYS[1])
+`;
+
 interface FreshnessCommands {
+  fsRecordHeartbeat(key: string, partition: string, dbMs: string): Promise<string[]>;
   fsPublishWatermark(key: string, watermarkMs: string): Promise<number>;
   fsWatermarkAge(key: string): Promise<number>;
   fsAnnounceVersion(key: string, version: string, ttlMs: string): Promise<1>;
@@ -59,6 +69,7 @@ function withFreshness(redis: RedisClient): RedisClient & FreshnessCommands {
     redis.defineCommand("fsWatermarkAge", { numberOfKeys: 1, lua: WATERMARK_AGE });
     redis.defineCommand("fsAnnounceVersion", { numberOfKeys: 1, lua: ANNOUNCE });
     redis.defineCommand("fsLiveVersions", { numberOfKeys: 1, lua: LIVE_VERSIONS });
+    redis.defineCommand("fsRecordHeartbeat", { numberOfKeys: 1, lua: RECORD_HEARTBEAT });
   }
   return r as RedisClient & FreshnessCommands;
 }
@@ -92,6 +103,23 @@ export async function liveSchemaVersions(redis: RedisClient): Promise<number[]> 
     .map(Number)
     .filter((v) => Number.isInteger(v) && v > 0)
     .sort((a, b) => a - b);
+}
+
+/**
+ * Invalidator: a heartbeat committed at `dbMs` (DB clock) was applied on `partition` of `topic`,
+ * after every message before it. Kept per partition in Redis so that several invalidators of one
+ * consumer group (each owning some partitions) combine; returns every partition's entry.
+ */
+export async function recordPartitionHeartbeat(
+  redis: RedisClient,
+  topic: string,
+  partition: number,
+  dbMs: number,
+): Promise<Map<number, number>> {
+  const flat = await withFreshness(redis).fsRecordHeartbeat(HEARTBEATS_KEY_PREFIX + topic, String(partition), String(Math.floor(dbMs)));
+  const out = new Map<number, number>();
+  for (let i = 0; i + 1 < flat.length; i += 2) out.set(Number(flat[i]), Number(flat[i + 1]));
+  return out;
 }
 
 /** Exposed for tests and operators' tooling (redis-cli); not for building other keys. */

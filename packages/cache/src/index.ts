@@ -19,6 +19,7 @@ export {
   liveSchemaVersions,
   publishWatermark,
   readWatermarkAgeMs,
+  recordPartitionHeartbeat,
   redisNowMs,
 } from "./freshness.ts";
 export { invalidateEntity, sweepFences } from "./invalidate.ts";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { DELETE_FENCE_VERSION, PoisonMessage, parseInventoryChange, parseProductChange } from "./change-event.ts";
+import { DELETE_FENCE_VERSION, PoisonMessage, parseInventoryChange, parseProductChange, productIdOfKey } from "./change-event.ts";
 
 const buf = (x: unknown) => Buffer.from(JSON.stringify(x));
 const source = { table: "products", ts_ms: 1_700_000_000_000 };
@@ -67,5 +67,35 @@ describe("parseInventoryChange", () => {
     ["missing product id", buf({ after: { available: 1 }, source: inv, op: "u" })],
   ])("rejects %s as poison", (_n, value) => {
     expect(() => parseInventoryChange(null, value)).toThrow(PoisonMessage);
+  });
+});
+
+describe("events routed into the products topic", () => {
+  it("reads a heartbeat's commit time, whatever its row holds", () => {
+    const e = parseProductChange(
+      buf({ id: 3 }),
+      buf({ after: { id: 3, partition: 2 }, source: { table: "cdc_heartbeat", ts_ms: 5 }, op: "u" }),
+    );
+    expect(e).toEqual({ kind: "heartbeat", committedAtMs: 5 });
+  });
+
+  it("reads a cache epoch's version floor", () => {
+    const e = parseProductChange(
+      buf({ id: 1 }),
+      buf({ after: { id: 1, reason: "TRUNCATE", version_floor: 99 }, source: { table: "cache_epochs", ts_ms: 5 }, op: "c" }),
+    );
+    expect(e).toEqual({ kind: "retire", reason: "TRUNCATE", versionFloor: 99, committedAtMs: 5 });
+  });
+
+  it("reads Debezium's truncate event (no key, no row) as a retirement without a floor", () => {
+    const e = parseProductChange(null, buf({ before: null, after: null, source, op: "t" }));
+    expect(e).toEqual({ kind: "retire", reason: "TRUNCATE", versionFloor: null, committedAtMs: source.ts_ms });
+  });
+
+  it("finds the product id of a poison event's key when there is one", () => {
+    expect(productIdOfKey(buf({ id: 42 }))).toBe(42);
+    expect(productIdOfKey(Buffer.from("{oops"))).toBeNull();
+    expect(productIdOfKey(null)).toBeNull();
+    expect(productIdOfKey(buf({ id: "42; drop" }))).toBeNull();
   });
 });

@@ -16,46 +16,85 @@ export interface ProductChange {
   traceparent: string | null;
 }
 
-export type ChangeEvent = ProductChange | { kind: "tombstone" };
+/**
+ * A freshness heartbeat (docs/architecture.md#freshness): a `cdc_heartbeat` row Debezium's
+ * heartbeat.action.query updated, routed into the products topic. Applying it says: every change
+ * on this partition committed before `committedAtMs` (DB clock) has been handled.
+ */
+export interface Heartbeat {
+  kind: "heartbeat";
+  committedAtMs: number;
+}
+
+/**
+ * The product keyspace is retired (docs/architecture.md#invalidation): a `cache_epochs` row
+ * (`versionFloor` above every version a row had before it) or Debezium's truncate event
+ * (`versionFloor` null: values are dropped, the epoch row of the same transaction fences).
+ */
+export interface ProductsRetired {
+  kind: "retire";
+  reason: string;
+  versionFloor: number | null;
+  committedAtMs: number;
+}
+
+export type ChangeEvent = ProductChange | Heartbeat | ProductsRetired | { kind: "tombstone" };
 
 export class PoisonMessage extends Error {}
 
-// A products or inventory event is a few hundred bytes; anything this large is not one of ours.
+// A products or inventory event is a few hundred bytes (the connector streams only the columns
+// invalidation needs: column.include.list); anything this large is not one of ours.
 export const MAX_EVENT_BYTES = 256 * 1024;
 export const DELETE_FENCE_VERSION = Number.MAX_SAFE_INTEGER;
 
-type Op = "c" | "u" | "d" | "r";
+type Op = "c" | "u" | "d" | "r" | "t";
 
 /** The part every Debezium event shares: op, the table it came from, commit time, the row image. */
 interface Envelope {
   op: Op;
   committedAtMs: number;
-  /** `after` for creates/updates/reads, `before` (key columns only) for deletes. */
+  /** The table the row comes from (several tables are routed into the products topic). */
+  table: string;
+  /** `after` for creates/updates/reads, `before` (key columns only) for deletes; empty for a truncate. */
   row: Record<string, unknown>;
   key: Record<string, unknown> | null;
 }
 
 /** Null for a tombstone (Debezium may follow a delete with one, for log compaction). */
-function parseEnvelope(key: Buffer | null, value: Buffer | null, table: string): Envelope | null {
+function parseEnvelope(key: Buffer | null, value: Buffer | null, tables: readonly string[]): Envelope | null {
   if (value === null || value.length === 0) return null;
   if (value.length > MAX_EVENT_BYTES) throw new PoisonMessage(`event of ${value.length} bytes exceeds ${MAX_EVENT_BYTES}`);
   const event = parseJson(value, "value");
   const op = event.op;
-  if (op !== "c" && op !== "u" && op !== "d" && op !== "r") throw new PoisonMessage(`unknown op ${JSON.stringify(op)}`);
+  if (op !== "c" && op !== "u" && op !== "d" && op !== "r" && op !== "t") throw new PoisonMessage(`unknown op ${JSON.stringify(op)}`);
   const source = asObject(event.source, "source");
-  if (source.table !== undefined && source.table !== table) {
-    throw new PoisonMessage(`event for table ${JSON.stringify(source.table)} on the ${table} topic`);
+  const table = source.table ?? tables[0];
+  if (typeof table !== "string" || !tables.includes(table)) {
+    throw new PoisonMessage(`event for table ${JSON.stringify(source.table)} on the ${tables[0]} topic`);
   }
   const committedAtMs = source.ts_ms;
   if (typeof committedAtMs !== "number") throw new PoisonMessage("source.ts_ms missing");
-  const row = asObject(op === "d" ? event.before : event.after, op === "d" ? "before" : "after");
-  return { op, committedAtMs, row, key: key ? parseJson(key, "key") : null };
+  const row = op === "t" ? {} : asObject(op === "d" ? event.before : event.after, op === "d" ? "before" : "after");
+  return { op, table, committedAtMs, row, key: key ? parseJson(key, "key") : null };
 }
 
+/** Tables whose events arrive on the products topic (infra/debezium routes the last two there). */
+const PRODUCTS_TOPIC_TABLES = ["products", "cdc_heartbeat", "cache_epochs"] as const;
+
 export function parseProductChange(key: Buffer | null, value: Buffer | null): ChangeEvent {
-  const e = parseEnvelope(key, value, "products");
+  const e = parseEnvelope(key, value, PRODUCTS_TOPIC_TABLES);
   if (!e) return { kind: "tombstone" };
   const { op, committedAtMs, row } = e;
+  if (e.table === "cdc_heartbeat") return { kind: "heartbeat", committedAtMs };
+  if (e.table === "cache_epochs") {
+    if (op === "d") return { kind: "tombstone" }; // pruning old epochs retires nothing
+    const floor = row.version_floor;
+    if (typeof floor !== "number" || !Number.isSafeInteger(floor) || floor < 1) {
+      throw new PoisonMessage(`epoch version_floor ${JSON.stringify(floor)} is not a positive integer`);
+    }
+    return { kind: "retire", reason: String(row.reason ?? "epoch"), versionFloor: floor, committedAtMs };
+  }
+  if (op === "t") return { kind: "retire", reason: "TRUNCATE", versionFloor: null, committedAtMs };
   const id = toId(row.id ?? e.key?.id);
   if (op === "d") return { kind: "product", id, version: DELETE_FENCE_VERSION, op, committedAtMs, traceparent: null };
   const version = row.version;
@@ -65,6 +104,19 @@ export function parseProductChange(key: Buffer | null, value: Buffer | null): Ch
   const tp = row.change_traceparent;
   const traceparent = typeof tp === "string" && /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/.test(tp) ? tp : null;
   return { kind: "product", id, version, op, committedAtMs, traceparent };
+}
+
+/**
+ * The product id of a message's key when it is one (`{"id": N}`), else null: a poison event whose
+ * key still names a product is evicted and fenced before it is dead-lettered.
+ */
+export function productIdOfKey(key: Buffer | null): number | null {
+  if (key === null || key.length === 0 || key.length > 1024) return null;
+  try {
+    return toId(parseJson(key, "key").id);
+  } catch {
+    return null;
+  }
 }
 
 function parseJson(buf: Buffer, what: string): Record<string, unknown> {
@@ -97,8 +149,9 @@ export interface InventoryChange {
 
 /** Inventory events feed the checkout's stock gate with Postgres' `available`. */
 export function parseInventoryChange(key: Buffer | null, value: Buffer | null): InventoryChange | { kind: "tombstone" } {
-  const e = parseEnvelope(key, value, "inventory");
+  const e = parseEnvelope(key, value, ["inventory"]);
   if (!e) return { kind: "tombstone" };
+  if (e.op === "t") return { kind: "tombstone" }; // the products truncate's epoch retires the keyspace; stock gates expire on their own
   const { op, committedAtMs, row } = e;
   const productId = toId(row.product_id ?? e.key?.product_id);
   if (op === "d") return { kind: "inventory", productId, available: null, committedAtMs };

@@ -1,11 +1,23 @@
 import type { RedisClient } from "@flashsale/cache";
 import type { Logger } from "@flashsale/telemetry";
-import { type Consumer, type EachMessagePayload, type Kafka, type KafkaMessage, Partitioners, type Producer } from "kafkajs";
+import { type Batch, type Consumer, type EachBatchPayload, type Kafka, type KafkaMessage, Partitioners, type Producer } from "kafkajs";
+import type pg from "pg";
 import type { Registry } from "prom-client";
-import { PoisonMessage, parseInventoryChange, parseProductChange } from "./change-event.ts";
+import {
+  DELETE_FENCE_VERSION,
+  type InventoryChange,
+  PoisonMessage,
+  type ProductChange,
+  type ProductsRetired,
+  parseInventoryChange,
+  parseProductChange,
+  productIdOfKey,
+} from "./change-event.ts";
 import { type ChangeHandlers, createChangeHandlers } from "./handlers.ts";
-import { createInvalidatorMetrics } from "./metrics.ts";
+import { createInvalidatorMetrics, type InvalidatorMetrics } from "./metrics.ts";
+import { trackSchemaVersions } from "./schema-versions.ts";
 import { type InvalidatorTopics, invalidatorTopics } from "./topics.ts";
+import { ensureHeartbeatRows, startWatermarkProducer, type WatermarkProducer } from "./watermark.ts";
 
 export interface InvalidatorOptions {
   kafka: Kafka;
@@ -14,6 +26,7 @@ export interface InvalidatorOptions {
   metrics: Registry;
   groupId: string;
   topicPrefix: string;
+  /** Our own cache schema version: always evicted, next to every version a catalog announces. */
   schemaVersion: number;
   fenceTtlMs: number;
   /** Partitions for topics we create when absent (matches the connector's topic.creation.default.partitions). */
@@ -23,29 +36,49 @@ export interface InvalidatorOptions {
    * change is missed on a first deployment; tests use "latest" to skip old history.
    */
   newGroupStartsAt?: "earliest" | "latest";
+  /**
+   * The captured database (the services' role may insert rows): present = the freshness watermark
+   * is produced (heartbeat rows kept one per partition, DB<->Redis clock offset measured).
+   */
+  pool?: pg.Pool;
+  /** How often the announced schema versions are re-read (default 1 s). */
+  schemaVersionRefreshMs?: number;
 }
 
 export interface RunningInvalidator {
   /** True while the consumer is a member of its group (for /readyz). */
   isConsuming(): boolean;
+  /** The cache schema versions evicted now (our own plus every announced one). */
+  schemaVersions(): readonly number[];
   stop(): Promise<void>;
 }
 
 /**
  * The Kafka side of the invalidator (docs/architecture.md#invalidator): consumes Debezium's topics
- * and hands each decoded change to handlers.ts, which returns once Redis acknowledged. At-least-once:
- * kafkajs commits a message's offset only after its handler returned. Undecodable events go to the
- * dead-letter topic with the reason.
+ * a batch at a time, partitions concurrently, and hands the decoded changes to handlers.ts, which
+ * returns once Redis acknowledged. At-least-once: a batch's offsets are committed only after its
+ * handlers returned. Undecodable events go to the dead-letter topic with the reason, after the
+ * product their key names (if any) was evicted and fenced.
  */
 export async function startInvalidator(opts: InvalidatorOptions): Promise<RunningInvalidator> {
   const topics = invalidatorTopics(opts.topicPrefix);
   const metrics = createInvalidatorMetrics(opts.metrics);
   let stopping = false;
-  const handlers = createChangeHandlers({ ...opts, metrics, isStopping: () => stopping });
+  const versions = trackSchemaVersions({
+    redis: opts.redis,
+    own: opts.schemaVersion,
+    logger: opts.logger,
+    ...(opts.schemaVersionRefreshMs ? { refreshMs: opts.schemaVersionRefreshMs } : {}),
+  });
+  await versions.refresh();
+  const handlers = createChangeHandlers({ ...opts, schemaVersions: versions.current, metrics, isStopping: () => stopping });
   const consumer: Consumer = opts.kafka.consumer({
     groupId: opts.groupId,
     // A fetch returns as soon as one byte is there; this only bounds idle polling.
     maxWaitTimeInMs: 100,
+    // A bulk import is fetched in few large batches (one pipelined round of evictions each).
+    maxBytesPerPartition: 8 * 1024 * 1024,
+    maxBytes: 32 * 1024 * 1024,
     sessionTimeout: 10_000,
     heartbeatInterval: 1_000,
   });
@@ -60,7 +93,28 @@ export async function startInvalidator(opts: InvalidatorOptions): Promise<Runnin
     });
   }
 
-  await ensureTopics(opts.kafka, [...topics.consumed, topics.deadLetter], opts.topicPartitions ?? 3);
+  const partitions = opts.topicPartitions ?? 3;
+  await ensureTopics(opts.kafka, [...topics.consumed, topics.deadLetter], partitions);
+  let watermark: WatermarkProducer | null = null;
+  if (opts.pool) {
+    const productsPartitions = await partitionCount(opts.kafka, topics.products);
+    // Evictions never wait for Postgres: heartbeat rows missing only hold the watermark back (catalogs revalidate).
+    const pool = opts.pool;
+    const ensure = () =>
+      ensureHeartbeatRows(pool, productsPartitions).catch((err) => {
+        opts.logger.warn({ err: (err as Error).message }, "heartbeat rows not ensured; retrying in 5 s");
+        if (!stopping) setTimeout(ensure, 5_000).unref();
+      });
+    void ensure();
+    watermark = startWatermarkProducer({
+      redis: opts.redis,
+      pool: opts.pool,
+      topic: topics.products,
+      partitions: productsPartitions,
+      metrics: opts.metrics,
+      logger: opts.logger,
+    });
+  }
   await producer.connect();
   await consumer.connect();
   await consumer.subscribe({ topics: topics.consumed, fromBeginning: (opts.newGroupStartsAt ?? "earliest") === "earliest" });
@@ -74,44 +128,114 @@ export async function startInvalidator(opts: InvalidatorOptions): Promise<Runnin
     });
 
   await consumer.run({
-    eachMessage: async ({ topic, partition, message, heartbeat }: EachMessagePayload) => {
-      try {
-        await dispatch(topics, handlers, topic, message, heartbeat);
-      } catch (err) {
-        if (!(err instanceof PoisonMessage)) throw err;
-        opts.logger.warn({ topic, partition, offset: message.offset, reason: err.message }, "poison message -> dead-letter topic");
-        await deadLetter(topic, message, err.message);
-        metrics.events.inc({ outcome: "dead_lettered" });
-      }
+    partitionsConsumedConcurrently: Math.max(partitions, 3),
+    eachBatchAutoResolve: false,
+    eachBatch: async (payload: EachBatchPayload) => {
+      await handleBatch({ topics, handlers, metrics, logger: opts.logger, deadLetter, watermark, isStopping: () => stopping }, payload);
     },
   });
   opts.logger.info({ topics: topics.consumed, groupId: opts.groupId }, "invalidator consuming");
 
   return {
     isConsuming: () => consuming,
+    schemaVersions: versions.current,
     async stop() {
       stopping = true;
+      versions.stop();
+      watermark?.stop();
       await consumer.disconnect();
       await producer.disconnect();
     },
   };
 }
 
-/** Decodes a message of one of our topics and applies it (tombstones carry nothing to apply). */
-async function dispatch(
-  topics: InvalidatorTopics,
-  handlers: ChangeHandlers,
-  topic: string,
-  message: KafkaMessage,
-  heartbeat: () => Promise<void>,
+/**
+ * One fetched batch of one partition: decode all, apply all (pipelined, de-duplicated per id), then
+ * dead-letter the poison, commit, and report the batch's last heartbeat as applied. Evictions are
+ * order-independent (each only deletes values older than its version and only raises fences), so
+ * applying the batch as one set is what applying it message by message would leave.
+ */
+async function handleBatch(
+  ctx: {
+    topics: InvalidatorTopics;
+    handlers: ChangeHandlers;
+    metrics: InvalidatorMetrics;
+    logger: Logger;
+    deadLetter: (topic: string, message: KafkaMessage, reason: string) => Promise<unknown>;
+    watermark: WatermarkProducer | null;
+    isStopping: () => boolean;
+  },
+  { batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale }: EachBatchPayload,
 ): Promise<void> {
-  if (topic === topics.inventory) {
-    const change = parseInventoryChange(message.key, message.value);
-    if (change.kind !== "tombstone") await handlers.applyInventoryChange(change, heartbeat);
-    return;
+  if (batch.messages.length === 0 || !isRunning() || isStale()) return;
+  const { topic, partition } = batch;
+  const products: ProductChange[] = [];
+  const inventory: InventoryChange[] = [];
+  const retires: ProductsRetired[] = [];
+  const poison: { message: KafkaMessage; reason: string; evicted: boolean }[] = [];
+  let lastHeartbeatMs: number | null = null;
+
+  for (const message of batch.messages) {
+    try {
+      if (topic === ctx.topics.inventory) {
+        const change = parseInventoryChange(message.key, message.value);
+        if (change.kind === "inventory") inventory.push(change);
+        continue;
+      }
+      const change = parseProductChange(message.key, message.value);
+      if (change.kind === "product") products.push(change);
+      else if (change.kind === "retire") retires.push(change);
+      else if (change.kind === "heartbeat") lastHeartbeatMs = change.committedAtMs;
+    } catch (err) {
+      if (!(err instanceof PoisonMessage)) throw err;
+      // A poison event whose key names a product still evicts and fences it (at the delete
+      // fence: its version is unknown, so no fill may pass until the fence expires).
+      const id = topic === ctx.topics.products ? productIdOfKey(message.key) : null;
+      if (id !== null) {
+        products.push({ kind: "product", id, version: DELETE_FENCE_VERSION, op: "u", committedAtMs: Date.now(), traceparent: null });
+      }
+      poison.push({ message, reason: err.message, evicted: id !== null });
+    }
   }
-  const change = parseProductChange(message.key, message.value);
-  if (change.kind !== "tombstone") await handlers.applyProductChange(change, heartbeat);
+
+  await ctx.handlers.applyProductChanges(products, heartbeat);
+  await ctx.handlers.applyInventoryChanges(inventory, heartbeat);
+  for (const r of retires) await ctx.handlers.retireProducts(r, heartbeat);
+  for (const p of poison) {
+    ctx.logger.error(
+      { topic, partition, offset: p.message.offset, reason: p.reason, evicted: p.evicted },
+      "poison message -> dead-letter topic",
+    );
+    await ctx.deadLetter(topic, p.message, p.reason);
+    ctx.metrics.events.inc({ outcome: "dead_lettered" });
+    ctx.metrics.deadLettered.inc({ topic, evicted: String(p.evicted) });
+  }
+  resolveOffset(lastOffset(batch));
+  await commitOffsetsIfNecessary();
+  if (lastHeartbeatMs !== null && ctx.watermark) {
+    try {
+      await ctx.watermark.heartbeatApplied(partition, lastHeartbeatMs);
+    } catch (err) {
+      // The watermark only stops moving (catalogs then revalidate): never a reason to replay evictions.
+      ctx.logger.warn({ err: (err as Error).message }, "freshness heartbeat not recorded");
+    }
+  }
+  await heartbeat();
+}
+
+function lastOffset(batch: Batch): string {
+  return batch.messages[batch.messages.length - 1]?.offset ?? batch.lastOffset();
+}
+
+async function partitionCount(kafka: Kafka, topic: string): Promise<number> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const md = await admin.fetchTopicMetadata({ topics: [topic] });
+    return md.topics[0]?.partitions.length ?? 1;
+  } finally {
+    await admin.disconnect();
+  }
 }
 
 /**

@@ -29,6 +29,15 @@ let isConsuming = () => false;
 const app = await buildInvalidatorApp({ redis, logger, metrics, isConsuming: () => isConsuming(), limits: httpLimits(config) });
 await app.listen({ host: config.HOST, port: config.PORT });
 
+const pool = new pg.Pool({
+  connectionString: config.DATABASE_URL,
+  max: 2,
+  connectionTimeoutMillis: 2_000,
+  statement_timeout: config.DB_STATEMENT_TIMEOUT_MS,
+});
+// Idle clients die with a Postgres restart; the pool reconnects on next use, the process must not crash.
+pool.on("error", (err) => logger.warn({ err: err.message }, "postgres pool client error"));
+
 const kafka = createKafka(config.KAFKA_BROKERS, "flashsale-invalidator", logger);
 // Kafka unreachable at start: keep trying (kafkajs gives up after its own retries) instead of exiting.
 const invalidator = await untilStarted(() =>
@@ -42,6 +51,8 @@ const invalidator = await untilStarted(() =>
     schemaVersion: config.CACHE_SCHEMA_VERSION,
     fenceTtlMs: config.FENCE_TTL_SECONDS * 1000,
     newGroupStartsAt: config.KAFKA_NEW_GROUP_START,
+    // The freshness watermark (docs/architecture.md#freshness): heartbeat rows, DB<->Redis clock offset.
+    pool,
   }),
 );
 const consumerLag = startConsumerLagGauge({
@@ -52,20 +63,12 @@ const consumerLag = startConsumerLagGauge({
   metrics,
   logger,
 });
-const pool = new pg.Pool({
-  connectionString: config.DATABASE_URL,
-  max: 2,
-  connectionTimeoutMillis: 2_000,
-  statement_timeout: config.DB_STATEMENT_TIMEOUT_MS,
-});
-// Idle clients die with a Postgres restart; the pool reconnects on next use, the process must not crash.
-pool.on("error", (err) => logger.warn({ err: err.message }, "postgres pool client error"));
 const consistency =
   config.CONSISTENCY_CHECK_INTERVAL_MS > 0
     ? startConsistencyJob({
         redis,
         pool,
-        schemaVersion: config.CACHE_SCHEMA_VERSION,
+        schemaVersions: invalidator.schemaVersions,
         intervalMs: config.CONSISTENCY_CHECK_INTERVAL_MS,
         maxKeys: config.CONSISTENCY_CHECK_MAX_KEYS,
         metrics,

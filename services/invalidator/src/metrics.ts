@@ -4,6 +4,7 @@ export interface InvalidatorMetrics {
   lag: Histogram;
   events: Counter<"outcome">;
   redisRetries: Counter;
+  deadLettered: Counter<"topic" | "evicted">;
 }
 
 export function createInvalidatorMetrics(registry: Registry): InvalidatorMetrics {
@@ -23,6 +24,14 @@ export function createInvalidatorMetrics(registry: Registry): InvalidatorMetrics
     redisRetries: new Counter({
       name: "invalidator_redis_retries_total",
       help: "Evictions retried because RedisClient failed",
+      registers: [registry],
+    }),
+    // Alert on any increase: a change event the invalidator could not read. evicted="true": its key
+    // named a product, which was evicted and fenced first; "false": nothing could be evicted.
+    deadLettered: new Counter({
+      name: "invalidator_dead_lettered_total",
+      help: "Change events sent to the dead-letter topic (alert on any increase), by topic and whether the product their key names was evicted first",
+      labelNames: ["topic", "evicted"],
       registers: [registry],
     }),
   };

@@ -27,7 +27,14 @@ afterAll(async () => {
 });
 
 function handlersOn(client: RedisClient, metrics: InvalidatorMetrics = createInvalidatorMetrics(createMetricsRegistry("handlers-test"))) {
-  return createChangeHandlers({ redis: client, schemaVersion: SCHEMA, fenceTtlMs: 60_000, logger, metrics, isStopping: () => false });
+  return createChangeHandlers({
+    redis: client,
+    schemaVersions: () => [SCHEMA],
+    fenceTtlMs: 60_000,
+    logger,
+    metrics,
+    isStopping: () => false,
+  });
 }
 
 const productChange = (id: number, version: number): ProductChange => ({
