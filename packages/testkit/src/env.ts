@@ -43,5 +43,9 @@ export function testServiceEnv(): Record<string, string> {
     KAFKA_BROKERS: TEST_ENV.kafkaBrokers.join(","),
     KAFKA_TOPIC_PREFIX: TEST_ENV.kafkaTopicPrefix,
     KAFKA_GROUP_ID: TEST_ENV.kafkaGroupId,
+    // Most tests run no watermark producer (the invalidator's): a watermark never published is
+    // trusted here, not revalidated as in production (docs/architecture.md#cache-protocol). Tests of
+    // the staleness bound publish one (or run the invalidator) on a private Redis.
+    CACHE_UNPUBLISHED_WATERMARK: "fresh",
   };
 }
