@@ -8,16 +8,23 @@ import type pg from "pg";
  * how long each inconsistency has lasted. Checks the Redis tier (L1s live inside the
  * catalog processes; they are bounded by seconds and kept coherent from Redis).
  *
- * A cached product is inconsistent when its version is older than the row's, or its
- * price differs from the effective price at the database's clock.
+ * A cached product is inconsistent when its version is older than the row's, its price differs
+ * from the effective price at the database's clock (also at an equal version: a write that did not
+ * move the version), or its row no longer exists (deleted, truncated).
  */
 export interface Inconsistency {
   productId: number;
+  /** The cache key that holds it (what a repair evicts). */
+  key: string;
   cachedVersion: number;
-  dbVersion: number;
+  /** null: the row is gone (deleted or truncated) while the cache still serves it. */
+  dbVersion: number | null;
   cachedPriceCents: number;
-  dbPriceCents: number;
-  /** How long the database has disagreed with the cache (now - the row's updated_at, or since the sale boundary). */
+  dbPriceCents: number | null;
+  /**
+   * How long the database has disagreed with the cache (now - the row's updated_at, or since the sale
+   * boundary); for a row that is gone, since the entry was stored (an upper bound: the delete is not dated).
+   */
   ageMs: number;
 }
 
@@ -49,10 +56,13 @@ export interface CacheCheckReport {
 /** What the check compares of a cached product (the stored format itself is packages/cache's entry.ts). */
 type CachedProduct = CacheEntry<Parameters<typeof effectivePriceCents>[0] & { version: number }>;
 
+/** A readable cached product, or null: a payload without a schedule is never served (a miss), so it is not checked. */
 function asCachedProduct(raw: string): CachedProduct | null {
   const entry = parseEntry(raw);
   const value = entry?.value as Partial<CachedProduct["value"]> | null | undefined;
   if (!entry || typeof value !== "object" || value === null) return null;
+  if (typeof value.version !== "number" || typeof value.listPriceCents !== "number") return null;
+  if (value.sale !== null && (typeof value.sale !== "object" || value.sale === undefined)) return null;
   return entry as CachedProduct;
 }
 
@@ -69,7 +79,7 @@ export async function checkCacheConsistency(opts: {
   const graceMs = opts.graceMs ?? 2_000;
   const maxKeys = opts.maxKeys ?? 100_000;
   const match = scanPattern(PRODUCT_ENTITY, opts.schemaVersion);
-  const cached = new Map<number, CachedProduct>();
+  const cached = new Map<number, CachedProduct & { key: string }>();
   // SCAN runs per master (a cluster spreads the keys); GETs go through the client, which routes them.
   const nodes = masterNodes(opts.redis);
   const start = opts.from && opts.from.node < nodes.length ? opts.from : { node: 0, cursor: "0", skip: 0 };
@@ -111,14 +121,17 @@ export async function checkCacheConsistency(opts: {
     [ids],
   );
   const inconsistent: Inconsistency[] = [];
+  const found = new Set<number>();
   for (const r of rows) {
     const entry = cached.get(Number(r.id));
     if (!entry) continue;
+    found.add(Number(r.id));
     const dbVersion = Number(r.version);
     const cachedPriceCents = effectivePriceCents(entry.value, Number(r.now_ms));
     if (entry.value.version < dbVersion || cachedPriceCents !== r.price) {
       inconsistent.push({
         productId: Number(r.id),
+        key: entry.key,
         cachedVersion: entry.value.version,
         dbVersion,
         cachedPriceCents,
@@ -126,6 +139,20 @@ export async function checkCacheConsistency(opts: {
         ageMs: Math.round(Number(r.since_ms)),
       });
     }
+  }
+  // Cached products whose row is gone: a delete or a TRUNCATE whose eviction was lost.
+  const nowMs = Number(rows[0]?.now_ms ?? Date.now());
+  for (const [id, entry] of cached) {
+    if (found.has(id)) continue;
+    inconsistent.push({
+      productId: id,
+      key: entry.key,
+      cachedVersion: entry.value.version,
+      dbVersion: null,
+      cachedPriceCents: effectivePriceCents(entry.value, nowMs),
+      dbPriceCents: null,
+      ageMs: Math.max(0, Math.round(Date.now() - entry.storedAt)),
+    });
   }
   const staleBeyondGrace = inconsistent.filter((i) => i.ageMs > graceMs).length;
   const fraction = ids.length === 0 ? 0 : staleBeyondGrace / ids.length;
@@ -140,8 +167,30 @@ export async function checkCacheConsistency(opts: {
   };
 }
 
+/**
+ * The safe repair of what a check found (docs/architecture.md#invalidator): delete the values that
+ * are stale beyond the grace period (a cache miss re-reads Postgres). A value whose version moved
+ * since the check (a fill landed) is left alone; GET then DEL is not atomic, so a fill landing in
+ * between may be deleted too, which costs one miss. Returns how many were deleted.
+ */
+export async function repairInconsistencies(
+  redis: RedisClient,
+  report: Pick<CacheCheckReport, "inconsistent">,
+  graceMs = 2_000,
+): Promise<number> {
+  let repaired = 0;
+  for (const i of report.inconsistent) {
+    if (i.ageMs <= graceMs) continue;
+    const raw = await redis.get(i.key);
+    const entry = raw === null ? null : asCachedProduct(raw);
+    if (!entry || entry.value.version !== i.cachedVersion) continue;
+    repaired += await redis.del(i.key);
+  }
+  return repaired;
+}
+
 /** GETs `keys` (routed by the client) and adds every readable cached product to `into`. */
-async function readEntries(redis: RedisClient, keys: string[], into: Map<number, CachedProduct>): Promise<void> {
+async function readEntries(redis: RedisClient, keys: string[], into: Map<number, CachedProduct & { key: string }>): Promise<void> {
   if (keys.length === 0) return;
   const pipeline = redis.pipeline();
   for (const k of keys) pipeline.get(k);
@@ -150,6 +199,6 @@ async function readEntries(redis: RedisClient, keys: string[], into: Map<number,
     if (err || typeof raw !== "string") return; // evicted or expired between SCAN and GET
     // An unparsable payload is never served (treated as a miss), so it is not an inconsistency.
     const entry = asCachedProduct(raw);
-    if (entry) into.set(Number(parseKey(keys[i] as string)?.id), entry);
+    if (entry) into.set(Number(parseKey(keys[i] as string)?.id), { ...entry, key: keys[i] as string });
   });
 }

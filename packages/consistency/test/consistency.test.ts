@@ -22,7 +22,13 @@ afterAll(async () => {
 
 /** Writes a cache entry in the stored format (packages/cache entry.ts) with the product's checked fields. */
 async function cache(id: number, version: number, priceCents: number) {
-  const entry = { version, storedAt: Date.now(), expiresAt: Date.now() + 60_000, delta: 1, value: { id, version, priceCents } };
+  const entry = {
+    version,
+    storedAt: Date.now(),
+    expiresAt: Date.now() + 60_000,
+    delta: 1,
+    value: { id, version, listPriceCents: priceCents, sale: null },
+  };
   await redis.set(entityKeys(SCHEMA, "product", id).value, encodeEntry(entry), "PX", 60_000);
 }
 
@@ -30,10 +36,13 @@ describe("checkCacheConsistency", () => {
   it("finds a cached value the database no longer agrees with, and how long it has been wrong", async () => {
     const ok = await insertProduct(pool, { sku: `CC-${runId()}`, listPriceCents: 100, stock: 1 });
     const lost = await insertProduct(pool, { sku: `CC-${runId()}`, listPriceCents: 100, stock: 1 });
-    await cache(ok.id, 1, 100);
-    await cache(lost.id, 1, 100);
+    // Versions come from one sequence (docs/architecture.md "Invalidation"): read them, not 1, 2, ...
+    const version = async (id: number) => Number((await pool.query("SELECT version FROM products WHERE id = $1", [id])).rows[0].version);
+    const lostVersion = await version(lost.id);
+    await cache(ok.id, await version(ok.id), 100);
+    await cache(lost.id, lostVersion, 100);
     await redis.set(`${entityKeys(SCHEMA, "product", 999_999_999).value}`, "not json", "PX", 60_000);
-    // A write whose invalidation was lost: the cache keeps version 1.
+    // A write whose invalidation was lost: the cache keeps the version before it.
     await pool.query("UPDATE products SET list_price_cents = 150 WHERE id = $1", [lost.id]);
 
     // Young: still inside the window an invalidation normally needs, so not counted against the nines.
@@ -42,8 +51,8 @@ describe("checkCacheConsistency", () => {
     expect(young.inconsistent).toHaveLength(1);
     expect(young.inconsistent[0]).toMatchObject({
       productId: lost.id,
-      cachedVersion: 1,
-      dbVersion: 2,
+      cachedVersion: lostVersion,
+      dbVersion: await version(lost.id),
       cachedPriceCents: 100,
       dbPriceCents: 150,
     });
@@ -75,7 +84,7 @@ describe("checkCacheConsistency sampling", () => {
         storedAt: Date.now(),
         expiresAt: Date.now() + 60_000,
         delta: 1,
-        value: { id: r.id, version: 0, priceCents: 1 },
+        value: { id: r.id, version: 0, listPriceCents: 1, sale: null },
       };
       await redis.set(entityKeys(schema, "product", r.id).value, encodeEntry(entry), "PX", 60_000);
     }

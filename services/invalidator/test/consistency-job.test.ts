@@ -48,7 +48,7 @@ async function staleCache(n: number): Promise<{ server: PrivateRedis; redis: Red
       storedAt: Date.now(),
       expiresAt: Date.now() + 60_000,
       delta: 1,
-      value: { id: r.id, version: 0, priceCents: 1 },
+      value: { id: r.id, version: 0, listPriceCents: 1, sale: null },
     };
     await redis.set(productKeys(SCHEMA, r.id).value, encodeEntry(entry), "PX", 60_000);
   }
@@ -66,7 +66,7 @@ function job(redis: RedisClient, maxKeys: number) {
     },
   });
   const logger = createLogger("consistency-job-test", "warn", sink);
-  jobs.push(startConsistencyJob({ redis, pool, schemaVersion: SCHEMA, intervalMs: 50, maxKeys, metrics, logger }));
+  jobs.push(startConsistencyJob({ redis, pool, schemaVersions: () => [SCHEMA], intervalMs: 50, maxKeys, metrics, logger }));
   return { metrics, found };
 }
 
@@ -105,5 +105,43 @@ describe("consistency job", () => {
     });
     expect(await value(metrics, "cache_consistency_keys_checked")).toBe(0);
     expect(await value(metrics, "cache_consistency_last_success_timestamp_seconds")).toBe(succeededAt);
+  });
+
+  it("finds and repairs (evicts) what the pipeline can leave behind: a changed price at the same version, a deleted row, and counts each repair", async () => {
+    const server = new PrivateRedis(18_800 + Math.floor(Math.random() * 150));
+    servers.push(server);
+    await server.start();
+    const redis = createRedisClient({ url: server.url, commandTimeoutMs: 250, failFast: false });
+    redis.on("error", () => {});
+    clients.push(redis);
+    // A row last written a minute ago, cached with its own version but another price (a write that did not move the version).
+    const { rows } = await pool.query<{ id: string; version: string }>(
+      "INSERT INTO products (sku, name, list_price_cents, updated_at) VALUES ($1, $1, 500, now() - interval '1 minute') RETURNING id, version",
+      [`CJ-SAMEV-${runId()}`],
+    );
+    const same = { id: Number(rows[0]?.id), version: Number(rows[0]?.version) };
+    // A product cached a minute ago whose row is gone (a delete or TRUNCATE whose eviction was lost).
+    const goneId = 2_000_000_000 + Math.floor(Math.random() * 1_000_000);
+    const entry = (id: number, version: number, listPriceCents: number) =>
+      encodeEntry({
+        version,
+        storedAt: Date.now() - 60_000,
+        expiresAt: Date.now() + 60_000,
+        delta: 1,
+        value: { id, version, listPriceCents, sale: null },
+      });
+    await redis.set(productKeys(SCHEMA, same.id).value, entry(same.id, same.version, 400), "PX", 60_000);
+    await redis.set(productKeys(SCHEMA, goneId).value, entry(goneId, 7, 100), "PX", 60_000);
+
+    const { metrics, found } = job(redis, 100);
+    await waitFor(
+      async () => ((await redis.exists(productKeys(SCHEMA, same.id).value, productKeys(SCHEMA, goneId).value)) === 0 ? true : undefined),
+      {
+        timeoutMs: 10_000,
+        what: "both stale values evicted",
+      },
+    );
+    expect(new Set(found.flat())).toEqual(new Set([same.id, goneId]));
+    expect(await value(metrics, "cache_consistency_repairs_total")).toBe(2);
   });
 });
