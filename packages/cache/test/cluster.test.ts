@@ -9,8 +9,8 @@ import { insertProducts, PrivateRedisCluster, pgPool, runId, spawnService, testS
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { CacheEvent, VersionedCache } from "../src/cache.ts";
-import { invalidateEntity } from "../src/invalidate.ts";
-import { entityKeys, keyPrefix } from "../src/keys.ts";
+import { invalidateEntity, sweepFences } from "../src/invalidate.ts";
+import { entityKeys, keyPrefix, slotKeys } from "../src/keys.ts";
 import { L1Invalidations } from "../src/l1-invalidations.ts";
 import { createRedisClient, type RedisClient, redisReady } from "../src/redis-client.ts";
 import { StockGate } from "../src/stock-gate.ts";
@@ -56,8 +56,9 @@ describe("Redis Cluster mode", () => {
     const owners = new Set<string>();
     for (let id = 1; id <= 30; id++) {
       const k = entityKeys(SCHEMA, "product", id);
+      const s = slotKeys(k.value);
       const slots = await Promise.all(
-        [k.value, k.lease, k.fence].map((key) => (redis as import("ioredis").Cluster).cluster("KEYSLOT", key)),
+        [k.value, k.lease, k.fence, s.incarnation, s.fences].map((key) => (redis as import("ioredis").Cluster).cluster("KEYSLOT", key)),
       );
       expect(new Set(slots).size).toBe(1);
       // redis-cli --cluster create splits the 16,384 slots evenly over the 3 masters.
@@ -66,6 +67,15 @@ describe("Redis Cluster mode", () => {
     }
     expect(owners.size).toBeGreaterThan(1);
     expect((await cache.get(7, async () => null)).source).toBe("HIT");
+  });
+
+  it("sweeps fences whose time is up on every master (each slot's index, fence keys in the same slot)", async () => {
+    const redis = await client();
+    for (let id = 200; id < 230; id++)
+      await invalidateEntity(redis, { schemaVersion: SCHEMA, entity: "product", id, version: 2, fenceTtlMs: 1 });
+    await new Promise((r) => setTimeout(r, 5));
+    expect(await sweepFences(redis)).toBe(30);
+    for (let id = 200; id < 230; id++) expect(await redis.get(entityKeys(SCHEMA, "product", id).fence)).toBeNull();
   });
 
   it("refuses a stale fill after an invalidation, across the cluster", async () => {
