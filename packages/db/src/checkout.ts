@@ -123,6 +123,9 @@ export async function placeOrders(db: Db, requests: CheckoutRequest[], opts: Pla
         opts.onRetry?.(err);
         continue;
       }
+      // Still crossing a sale boundary at COMMIT after the retries (a batch slower than the
+      // function's 50 ms margin, each time): each buyer gets PRICE_CHANGED, nothing was written.
+      if (sqlState(err) === PRICE_AT_COMMIT_SQLSTATE) return Promise.all(reqs.map((r) => priceChangedNow(db, r.cartId)));
       // One request's failure (a bug, a bad value) must not fail the buyers it was batched with.
       if (reqs.length > 1 && !retryable(err) && classifyDbError(err) !== "busy" && classifyDbError(err) !== "unavailable") {
         return Promise.all(reqs.map(async (r) => (await placeOrders(db, [r], opts))[0] as CheckoutOutcome));
@@ -151,6 +154,20 @@ export async function placeOrders(db: Db, requests: CheckoutRequest[], opts: Pla
       return a;
     }),
   );
+}
+
+/** After a batch refused at COMMIT by the price trigger: the cart's lines whose price differs now or within the margin. */
+async function priceChangedNow(db: Db, cartId: string): Promise<CheckoutOutcome> {
+  const rows = await db.$queryRaw<{ product_id: bigint; price_cents_seen: number; price_soon: number }[]>`
+    SELECT ci.product_id, ci.price_cents_seen,
+           product_effective_price_cents(p, clock_timestamp() + interval '50 milliseconds') AS price_soon
+    FROM cart_items ci JOIN products p ON p.id = ci.product_id WHERE ci.cart_id = ${cartId}::uuid ORDER BY ci.product_id`;
+  return {
+    kind: "price_changed",
+    items: rows
+      .filter((r) => r.price_soon !== r.price_cents_seen)
+      .map((r) => ({ productId: Number(r.product_id), seenPriceCents: r.price_cents_seen, currentPriceCents: r.price_soon })),
+  };
 }
 
 /** One checkout: a batch of one (see placeOrders). */

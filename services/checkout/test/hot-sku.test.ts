@@ -180,7 +180,7 @@ describe("price at commit, checked inside Postgres", () => {
 
   it("boundary rush with the checkout's event loop lagging: the order audit finds 0 orders at a price other than the one at commit", async () => {
     const startedAt = new Date();
-    const startsAt = new Date(Date.now() + 1_500);
+    const startsAt = new Date(Date.now() + 2_500);
     const products = await insertProducts(
       pool,
       Array.from({ length: 4 }, (_, i) => ({
@@ -199,7 +199,7 @@ describe("price at commit, checked inside Postgres", () => {
     }, 400);
     const outcomes: Record<string, number> = {};
     try {
-      const deadline = Date.now() + 3_500;
+      const deadline = startsAt.getTime() + 2_000;
       await Promise.all(
         Array.from({ length: 24 }, async (_, i) => {
           while (Date.now() < deadline) {
