@@ -4,13 +4,14 @@
  * poison events go to the dead-letter topic without stopping it, an outage of Redis
  * delays evictions but loses none, and a restart resumes from the committed offsets.
  */
-import { entityKeys } from "@flashsale/cache";
+import { announceSchemaVersion, entityKeys } from "@flashsale/cache";
 import { createLogger, createMetricsRegistry } from "@flashsale/telemetry";
 import { PrivateRedis, redisClient, runId, TEST_ENV, waitFor } from "@flashsale/testkit";
 import { Redis } from "ioredis";
 import { type Consumer, Kafka, logLevel, Partitioners, type Producer } from "kafkajs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type RunningInvalidator, startInvalidator } from "../src/consumer.ts";
+import { DELETE_FENCE_VERSION } from "../src/change-event.ts";
+import { type InvalidatorOptions, type RunningInvalidator, startInvalidator } from "../src/consumer.ts";
 
 const SCHEMA = 2_000 + Math.floor(Math.random() * 1_000);
 const kafka = new Kafka({ brokers: TEST_ENV.kafkaBrokers, clientId: "invalidator-test", logLevel: logLevel.NOTHING });
@@ -37,8 +38,10 @@ async function start(
   redis: Redis,
   groupId: string,
   metrics = createMetricsRegistry("invalidator-test"),
+  extra: Partial<InvalidatorOptions> = {},
 ): Promise<RunningInvalidator> {
   const r = await startInvalidator({
+    ...extra,
     kafka,
     redis,
     logger,
@@ -190,6 +193,52 @@ describe("invalidator", () => {
     console.log(`two invalidators in one group evicted ${evicted.join(" + ")} of 200 events`);
     expect(evicted[0]).toBeGreaterThan(0);
     expect(evicted[1]).toBeGreaterThan(0);
+    await redis.quit();
+  });
+
+  it("a poison event whose key names a product evicts and fences it before it is dead-lettered, and counts it", async () => {
+    const prefix = `itest-${runId()}`;
+    const redis = redisClient();
+    const metrics = createMetricsRegistry("invalidator-test");
+    await start(prefix, redis, `g-${runId()}`, metrics);
+    const k = entityKeys(SCHEMA, "product", 31);
+    await redis.set(k.value, JSON.stringify({ version: 5, storedAt: Date.now(), value: {} }), "PX", 600_000);
+    await producer.send({
+      topic: `${prefix}.public.products`,
+      messages: [
+        { key: '{"id":31}', value: "x".repeat(300 * 1024) }, // too large to read: its key still names the product
+        { key: "{not a key", value: "{not json" }, // nothing to evict
+      ],
+    });
+    const dead = async (evicted: string) =>
+      ((await metrics.getSingleMetric("invalidator_dead_lettered_total")?.get())?.values ?? []).find((v) => v.labels.evicted === evicted)
+        ?.value ?? 0;
+    await waitFor(async () => ((await dead("true")) === 1 && (await dead("false")) === 1 ? true : undefined), {
+      timeoutMs: 30_000,
+      what: "both poison events dead-lettered",
+    });
+    expect(await redis.exists(k.value)).toBe(0);
+    expect(await fenceOf(redis, 31)).toBe(String(DELETE_FENCE_VERSION));
+    await redis.quit();
+  });
+
+  it("evicts every announced schema version next to its own, and stops evicting a version nobody announces any more", async () => {
+    const prefix = `itest-${runId()}`;
+    const redis = redisClient();
+    const other = SCHEMA + 100_000 + Math.floor(Math.random() * 1_000);
+    await announceSchemaVersion(redis, other, 1_500);
+    await start(prefix, redis, `g-${runId()}`, createMetricsRegistry("invalidator-test"), { schemaVersionRefreshMs: 200 });
+    const fence = (v: number, id: number) => redis.get(entityKeys(v, "product", id).fence);
+    await producer.send({ topic: `${prefix}.public.products`, messages: [productEvent(40, 3)] });
+    await waitFor(async () => ((await fence(SCHEMA, 40)) === "3" && (await fence(other, 40)) === "3" ? true : undefined), {
+      timeoutMs: 30_000,
+      what: "both versions evicted",
+    });
+    // The announcement expires (nobody renews it): within a refresh the version drops out.
+    await new Promise((r) => setTimeout(r, 2_000));
+    await producer.send({ topic: `${prefix}.public.products`, messages: [productEvent(41, 4)] });
+    await waitFor(async () => ((await fence(SCHEMA, 41)) === "4" ? true : undefined), { timeoutMs: 30_000, what: "own version evicted" });
+    expect(await fence(other, 41)).toBeNull();
     await redis.quit();
   });
 });
