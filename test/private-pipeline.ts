@@ -65,11 +65,12 @@ export async function startPrivatePipeline(o: {
   await owner.connect();
   await owner.query(`CREATE DATABASE ${name}`);
   await owner.end();
-  await migrate(databaseUrl);
+  // The guard first, then the migrations: the order `infra/native/up` runs them in on a fresh cluster.
   const superuser = new pg.Client({ connectionString: withDatabase(SUPERUSER_URL, name) });
   await superuser.connect();
   const asSuperuser = async (sql: string) => void (await superuser.query(sql));
   await asSuperuser(ddlGuardSql());
+  await migrate(databaseUrl);
 
   const connectorEnv = {
     ...process.env,

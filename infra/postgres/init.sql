@@ -81,8 +81,8 @@ ALTER DEFAULT PRIVILEGES FOR ROLE flashsale IN SCHEMA public GRANT USAGE, SELECT
 -- every row gets a new version (the ALWAYS version trigger: one row event each, evicted and fenced
 -- like any update) and its price state is appended to the price history. Any DDL that leaves one
 -- of the cache's products triggers missing or not ALWAYS-enabled is refused. Both are ALWAYS
--- enabled so that session_replication_role = replica does not skip them. Installed once the
--- migration that creates cache_epochs (20261127020000) has run; a no-op on other tables.
+-- enabled so that session_replication_role = replica does not skip them. In force once migration
+-- 20261127020000 (which sets the triggers up) has committed; a no-op on other tables.
 -- begin products DDL guard
 CREATE OR REPLACE FUNCTION flashsale_products_rewrite_seen() RETURNS event_trigger LANGUAGE plpgsql AS $fn$
 BEGIN
@@ -95,7 +95,14 @@ CREATE OR REPLACE FUNCTION flashsale_products_ddl_guard() RETURNS event_trigger 
 DECLARE
   products oid := to_regclass('public.products');
 BEGIN
-  IF products IS NULL OR to_regclass('public.cache_epochs') IS NULL THEN RETURN; END IF;
+  -- In force once the migration that sets the rules up has committed (init.sql runs before the
+  -- migrations on a fresh cluster; the migrations before it and itself must pass).
+  IF products IS NULL OR to_regclass('public._prisma_migrations') IS NULL THEN RETURN; END IF;
+  IF NOT EXISTS (SELECT 1 FROM public._prisma_migrations
+                  WHERE migration_name = '20261127020000_cdc_versions_truncate_heartbeat'
+                    AND finished_at IS NOT NULL AND rolled_back_at IS NULL) THEN
+    RETURN;
+  END IF;
   IF (SELECT count(*) FROM pg_trigger
        WHERE tgrelid = products AND tgenabled = 'A'
          AND tgname IN ('products_bump_version', 'products_record_price', 'products_truncate_epoch')) <> 3 THEN
@@ -154,8 +161,8 @@ ALTER DEFAULT PRIVILEGES FOR ROLE flashsale IN SCHEMA public GRANT USAGE, SELECT
 -- every row gets a new version (the ALWAYS version trigger: one row event each, evicted and fenced
 -- like any update) and its price state is appended to the price history. Any DDL that leaves one
 -- of the cache's products triggers missing or not ALWAYS-enabled is refused. Both are ALWAYS
--- enabled so that session_replication_role = replica does not skip them. Installed once the
--- migration that creates cache_epochs (20261127020000) has run; a no-op on other tables.
+-- enabled so that session_replication_role = replica does not skip them. In force once migration
+-- 20261127020000 (which sets the triggers up) has committed; a no-op on other tables.
 CREATE OR REPLACE FUNCTION flashsale_products_rewrite_seen() RETURNS event_trigger LANGUAGE plpgsql AS $fn$
 BEGIN
   IF pg_event_trigger_table_rewrite_oid() = to_regclass('public.products') THEN
@@ -167,7 +174,14 @@ CREATE OR REPLACE FUNCTION flashsale_products_ddl_guard() RETURNS event_trigger 
 DECLARE
   products oid := to_regclass('public.products');
 BEGIN
-  IF products IS NULL OR to_regclass('public.cache_epochs') IS NULL THEN RETURN; END IF;
+  -- In force once the migration that sets the rules up has committed (init.sql runs before the
+  -- migrations on a fresh cluster; the migrations before it and itself must pass).
+  IF products IS NULL OR to_regclass('public._prisma_migrations') IS NULL THEN RETURN; END IF;
+  IF NOT EXISTS (SELECT 1 FROM public._prisma_migrations
+                  WHERE migration_name = '20261127020000_cdc_versions_truncate_heartbeat'
+                    AND finished_at IS NOT NULL AND rolled_back_at IS NULL) THEN
+    RETURN;
+  END IF;
   IF (SELECT count(*) FROM pg_trigger
        WHERE tgrelid = products AND tgenabled = 'A'
          AND tgname IN ('products_bump_version', 'products_record_price', 'products_truncate_epoch')) <> 3 THEN
