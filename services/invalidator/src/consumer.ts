@@ -43,6 +43,11 @@ export interface InvalidatorOptions {
   pool?: pg.Pool;
   /** How often the announced schema versions are re-read (default 1 s). */
   schemaVersionRefreshMs?: number;
+  /**
+   * "batched" (default). "per-message" = the handling before batching (one message, one Redis round
+   * trip, one partition at a time): bench/invalidation-lag.ts measures it as the baseline, in the same run.
+   */
+  handling?: "batched" | "per-message";
 }
 
 export interface RunningInvalidator {
@@ -127,11 +132,17 @@ export async function startInvalidator(opts: InvalidatorOptions): Promise<Runnin
       messages: [{ key: message.key, value: message.value, headers: { reason, "source-topic": topic, "source-offset": message.offset } }],
     });
 
+  const perMessage = opts.handling === "per-message";
   await consumer.run({
-    partitionsConsumedConcurrently: Math.max(partitions, 3),
+    partitionsConsumedConcurrently: perMessage ? 1 : Math.max(partitions, 3),
     eachBatchAutoResolve: false,
     eachBatch: async (payload: EachBatchPayload) => {
-      await handleBatch({ topics, handlers, metrics, logger: opts.logger, deadLetter, watermark, isStopping: () => stopping }, payload);
+      const ctx = { topics, handlers, metrics, logger: opts.logger, deadLetter, watermark, isStopping: () => stopping };
+      if (!perMessage) return handleBatch(ctx, payload);
+      for (const message of payload.batch.messages) {
+        if (!payload.isRunning() || payload.isStale()) return;
+        await handleBatch(ctx, { ...payload, batch: { ...payload.batch, messages: [message] } as Batch });
+      }
     },
   });
   opts.logger.info({ topics: topics.consumed, groupId: opts.groupId }, "invalidator consuming");

@@ -12,7 +12,7 @@ export function createInvalidatorMetrics(registry: Registry): InvalidatorMetrics
     lag: new Histogram({
       name: "invalidation_lag_seconds",
       help: "Eviction time minus Postgres commit time (Debezium source.ts_ms)",
-      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.35, 0.5, 0.75, 1, 1.5, 2.5, 5, 10, 30],
       registers: [registry],
     }),
     events: new Counter({
