@@ -74,7 +74,7 @@ const SLOTS = 16_384;
 let slotTags: string[] | null = null;
 
 /** The shortest base-36 tag hashing to each slot (built once, about 10^5 CRC16s of tiny strings). */
-function tagForSlot(slot: number): string {
+export function tagForSlot(slot: number): string {
   if (!slotTags) {
     const tags = new Array<string>(SLOTS);
     let found = 0;

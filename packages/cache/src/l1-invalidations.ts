@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
-import type { Redis } from "ioredis";
-import { valueKeyOf } from "./keys.ts";
+import { Cluster, type Redis } from "ioredis";
+import { tagForSlot, valueKeyOf } from "./keys.ts";
 import { masterNodes, type RedisClient, redisReady } from "./redis-client.ts";
 
 export interface InvalidationSink {
@@ -39,12 +39,16 @@ export class L1Invalidations {
   private readonly upConns = new Set<Redis>();
   private readonly sinks = new Set<InvalidationSink>();
   private up = false;
-  private readonly canary: { key: string; everyMs: number; deadlineMs: number } | null;
+  private readonly canary: { id: string; everyMs: number; deadlineMs: number } | null;
   private canaryTimer: NodeJS.Timeout | null = null;
-  /** performance.now() of the last canary invalidation heard, or of the last (re)establishment. */
-  private heardAt = 0;
-  /** A canary was heard since the channel was last (re)established: only then is L1 usable. */
-  private canaryHeard = false;
+  /**
+   * Per tracking connection: its canary key (on a Cluster, one in a slot of that connection's master),
+   * when its invalidation was last heard (or the connection last (re)established), and whether it was
+   * heard since: only then is that connection trusted.
+   */
+  private readonly canaries = new Map<Redis, { key: string; heardAt: number; heard: boolean }>();
+  /** The master ("host:port") each tracking connection listens to. */
+  private readonly nodeOf = new Map<Redis, string>();
   private stopped = false;
 
   // Plain fields, not parameter properties: Node's type stripping runs this file as is.
@@ -69,8 +73,8 @@ export class L1Invalidations {
       options.canary === false
         ? null
         : {
-            // This process's own key: another process's canary says nothing about our connection.
-            key: `${this.prefixes[0]}canary:${randomUUID()}`,
+            // This process's own keys: another process's canary says nothing about our connections.
+            id: randomUUID(),
             everyMs: options.canary?.everyMs ?? 250,
             deadlineMs: options.canary?.deadlineMs ?? 1_000,
           };
@@ -127,8 +131,9 @@ export class L1Invalidations {
     }
     conn.on("error", (err: Error) => this.onError(err));
     conn.on("messageBuffer", (channel: Buffer, message: unknown) => {
-      if (channel.toString() === CHANNEL) this.onMessage(message);
+      if (channel.toString() === CHANNEL) this.onMessage(conn, message);
     });
+    this.nodeOf.set(conn, `${node.options.host}:${node.options.port}`);
     return conn;
   }
 
@@ -138,8 +143,7 @@ export class L1Invalidations {
       await conn.call("CLIENT", "TRACKING", "ON", "REDIRECT", String(id), "BCAST", ...this.prefixes.flatMap((p) => ["PREFIX", p]));
       await conn.subscribe(CHANNEL);
       this.upConns.add(conn);
-      this.heardAt = performance.now();
-      this.canaryHeard = false;
+      if (this.canary) this.canaries.set(conn, { key: this.canaryKey(conn, this.canary.id), heardAt: performance.now(), heard: false });
       this.setUp(this.allUp());
       if (this.canary) this.canaryTick();
     } catch (err) {
@@ -152,28 +156,47 @@ export class L1Invalidations {
 
   /** Every connection tracking, and (with a canary) the canary heard since they were. */
   private allUp(): boolean {
-    return this.conns.length > 0 && this.conns.every((c) => this.upConns.has(c)) && (this.canary === null || this.canaryHeard);
+    return (
+      this.conns.length > 0 &&
+      this.conns.every((c) => this.upConns.has(c) && (this.canary === null || this.canaries.get(c)?.heard === true))
+    );
+  }
+
+  /**
+   * The canary key a connection must hear: under the tracked prefix (so tracking reports it), and on
+   * a Cluster hash-tagged into a slot its master owns (each master reports only its own keys), read
+   * from the slot map at (re)establishment. `parseKey` matches none of them.
+   */
+  private canaryKey(conn: Redis, id: string): string {
+    const base = `${this.prefixes[0]}canary:`;
+    if (!(this.client instanceof Cluster)) return `${base}${id}`;
+    const node = this.nodeOf.get(conn);
+    const slots = (this.client as Cluster & { slots: string[][] }).slots;
+    const slot = slots.findIndex((owners) => owners?.[0] === node);
+    return slot < 0 ? `${base}${id}` : `${base}{${tagForSlot(slot)}}:${id}`;
   }
 
   private canaryTick(): void {
     const c = this.canary;
-    if (!c || this.stopped || this.upConns.size === 0) return;
-    if (performance.now() - this.heardAt > c.deadlineMs) {
-      // Deaf: whatever the sockets say, invalidations are not arriving. L1 off, connections re-made
-      // (each comes back up only after its tracking is re-established and a canary is heard again).
-      this.onCanary("dead");
-      this.onError(new Error(`L1 invalidation canary not heard for ${c.deadlineMs} ms: L1 off, reconnecting`));
-      this.canaryHeard = false;
-      this.heardAt = performance.now();
-      this.setUp(false);
-      for (const conn of this.conns) {
+    if (!c || this.stopped) return;
+    const now = performance.now();
+    for (const conn of [...this.upConns]) {
+      const state = this.canaries.get(conn);
+      if (!state) continue;
+      if (now - state.heardAt > c.deadlineMs) {
+        // Deaf: whatever the socket says, invalidations are not arriving. L1 off, the connection
+        // re-made (it counts again only after tracking is re-established and a canary is heard).
+        this.onCanary("dead");
+        this.onError(new Error(`L1 invalidation canary not heard for ${c.deadlineMs} ms: L1 off, reconnecting`));
+        this.canaries.delete(conn);
         this.upConns.delete(conn);
+        this.setUp(false);
         conn.disconnect(true);
+        continue;
       }
-      return;
+      // Through the shared client (a Cluster routes it to that master); not awaited: a failed write is a canary not heard.
+      this.client.set(state.key, String(Date.now()), "PX", Math.max(5_000, c.deadlineMs * 5)).catch(() => {});
     }
-    // Written through the shared client: its answer is not awaited here (a failed write is a canary not heard).
-    this.client.set(c.key, String(Date.now()), "PX", Math.max(5_000, c.deadlineMs * 5)).catch(() => {});
   }
 
   private setUp(up: boolean): void {
@@ -183,7 +206,7 @@ export class L1Invalidations {
     for (const s of this.sinks) s.setEnabled(up);
   }
 
-  private onMessage(message: unknown): void {
+  private onMessage(conn: Redis, message: unknown): void {
     // RESP2 delivers the key list as an array; null means FLUSHALL/FLUSHDB.
     if (message === null || message === undefined) {
       for (const s of this.sinks) {
@@ -195,11 +218,12 @@ export class L1Invalidations {
     const keys = Array.isArray(message) ? message : [message];
     for (const raw of keys) {
       const name = String(raw);
-      if (this.canary && name === this.canary.key) {
-        this.heardAt = performance.now();
-        if (!this.canaryHeard) {
-          this.canaryHeard = true;
-          if (this.allUp() && !this.up) this.setUp(true);
+      const canary = this.canaries.get(conn);
+      if (canary && name === canary.key) {
+        canary.heardAt = performance.now();
+        if (!canary.heard) {
+          canary.heard = true;
+          if (!this.up && this.allUp()) this.setUp(true);
         }
         continue;
       }

@@ -12,7 +12,7 @@ import type { CacheEvent, VersionedCache } from "../src/cache.ts";
 import { invalidateEntity, sweepFences } from "../src/invalidate.ts";
 import { entityKeys, keyPrefix, slotKeys } from "../src/keys.ts";
 import { L1Invalidations } from "../src/l1-invalidations.ts";
-import { createRedisClient, type RedisClient, redisReady } from "../src/redis-client.ts";
+import { createRedisClient, masterNodes, type RedisClient, redisReady } from "../src/redis-client.ts";
 import { StockGate } from "../src/stock-gate.ts";
 import { type Row, testCache } from "./cache-factory.ts";
 
@@ -106,6 +106,11 @@ describe("Redis Cluster mode", () => {
         return cacheOn(redis, { invalidations });
       }),
     );
+    // Each tracking connection is checked end to end by a canary key of its own master (2 processes x 3 masters).
+    const canaryMasters = await Promise.all(
+      masterNodes(await client()).map(async (node) => (await node.keys(`${keyPrefix(SCHEMA)}canary:*`)).length),
+    );
+    expect(canaryMasters).toEqual([2, 2, 2]);
     const ids = Array.from({ length: 12 }, (_, i) => 200 + i); // spread over the masters
     let version = 1;
     for (const cache of processes) {
