@@ -81,6 +81,17 @@ const devMode = z
   .default("0")
   .transform((v) => v === "1");
 
+/**
+ * Must outlive the slowest fill it protects against: the catalog drops fills whose DB read
+ * took over 10 s (maxFillAgeMs) and leases last 2 s, so anything under 15 s is refused.
+ * One value for every evicting path (the invalidator, the catalog's admin writes).
+ */
+const fenceTtlSeconds = z.coerce
+  .number()
+  .int()
+  .min(15, "FENCE_TTL_SECONDS must be at least 15 (fills may take up to 10 s + lease)")
+  .default(60);
+
 /** One TTL policy for every filler of the shared product keys (catalog and checkout). */
 const cacheTtlSeconds = z.coerce.number().int().min(1).default(86_400);
 
@@ -120,6 +131,8 @@ export const catalogSchema = z
     CACHE_L1_CANARY_DEADLINE_MS: ms.default(1_000),
     /** How often this catalog sweeps fences whose time is up (they carry no Redis TTL); 0 = never. */
     CACHE_FENCE_SWEEP_MS: z.coerce.number().int().min(0).default(10_000),
+    /** The fences of the admin path's own evictions (read-your-writes) live as long as the invalidator's. */
+    FENCE_TTL_SECONDS: fenceTtlSeconds,
   })
   .refine((c) => c.FLASHSALE_DEV || c.ADMIN_TOKEN !== DEV_ADMIN_TOKEN, {
     path: ["ADMIN_TOKEN"],
@@ -154,15 +167,7 @@ export const invalidatorSchema = z
     KAFKA_TOPIC_PREFIX: z.string().default("flashsale"),
     /** Where a consumer group with no committed offsets starts (earliest: miss nothing on a first deployment). */
     KAFKA_NEW_GROUP_START: z.enum(["earliest", "latest"]).default("earliest"),
-    /**
-     * Must outlive the slowest fill it protects against: the catalog drops fills whose DB read
-     * took over 10 s (maxFillAgeMs) and leases last 2 s, so anything under 15 s is refused.
-     */
-    FENCE_TTL_SECONDS: z.coerce
-      .number()
-      .int()
-      .min(15, "FENCE_TTL_SECONDS must be at least 15 (fills may take up to 10 s + lease)")
-      .default(60),
+    FENCE_TTL_SECONDS: fenceTtlSeconds,
     /** Periodic consistency check of up to CONSISTENCY_CHECK_MAX_KEYS cached products; 0 disables it. */
     CONSISTENCY_CHECK_INTERVAL_MS: z.coerce.number().int().min(0).default(30_000),
     CONSISTENCY_CHECK_MAX_KEYS: z.coerce.number().int().min(1).default(1_000),

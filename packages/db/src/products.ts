@@ -144,39 +144,51 @@ export interface PriceImportRow {
   listPriceCents: number;
 }
 
+/** A committed change of one product: what a write-path eviction needs (the row's new version). */
+export interface ProductChangeRef {
+  id: number;
+  version: number;
+}
+
 export interface PriceImportResult {
   received: number;
   updated: number;
   unchanged: number;
   unknownSkus: string[];
+  /** The products this import changed, at their new versions (the admin path evicts them itself). */
+  changed: ProductChangeRef[];
 }
 
 /**
  * One set-based statement for the whole file. Rows whose price is unchanged are not
- * touched (no version bump, no needless invalidation). The app invalidates nothing:
- * the change reaches the cache through CDC like any other write.
+ * touched (no version bump, no needless invalidation). The change reaches the cache through CDC
+ * like any other write; the admin route also evicts `changed` itself (read-your-writes).
  */
 export async function importListPrices(db: Db, rows: PriceImportRow[], ctx: WriteContext = {}): Promise<PriceImportResult> {
   const skus = rows.map((r) => r.sku);
   const prices = rows.map((r) => r.listPriceCents);
   // One statement: repeated whole if it loses a deadlock with a checkout locking the same products.
   const [result] = await retryingConflicts(
-    () => db.$queryRaw<{ updated: bigint; known: string[] }[]>`
+    () => db.$queryRaw<{ updated: bigint; known: string[]; ids: bigint[]; versions: bigint[] }[]>`
     WITH input AS (
       SELECT * FROM unnest(${skus}::text[], ${prices}::int[]) AS v(sku, price)
     ), updated AS (
       UPDATE products p SET list_price_cents = input.price, change_traceparent = ${ctx.traceparent ?? null}
       FROM input
       WHERE p.sku = input.sku AND p.list_price_cents IS DISTINCT FROM input.price
-      RETURNING p.id
+      RETURNING p.id, p.version
     )
     SELECT (SELECT count(*) FROM updated) AS updated,
+           coalesce((SELECT array_agg(id) FROM updated), '{}') AS ids,
+           coalesce((SELECT array_agg(version) FROM updated), '{}') AS versions,
            coalesce((SELECT array_agg(p.sku) FROM products p JOIN input ON input.sku = p.sku), '{}') AS known`,
   );
   const known = new Set(result?.known ?? []);
   const updated = Number(result?.updated ?? 0n);
   const unknownSkus = skus.filter((s) => !known.has(s));
-  return { received: rows.length, updated, unchanged: known.size - updated, unknownSkus };
+  const versions = result?.versions ?? [];
+  const changed = (result?.ids ?? []).map((id, i) => ({ id: Number(id), version: Number(versions[i]) }));
+  return { received: rows.length, updated, unchanged: known.size - updated, unknownSkus, changed };
 }
 
 export class UnknownProductsError extends Error {
@@ -196,11 +208,11 @@ export interface SaleInput {
   percentOff?: number;
 }
 
-/** Puts products on sale, all or none: an unknown id rolls the whole statement back. */
-export async function setSale(db: Db, s: SaleInput, ctx: WriteContext = {}): Promise<number[]> {
+/** Puts products on sale, all or none: an unknown id rolls the whole statement back. Returns the new versions. */
+export async function setSale(db: Db, s: SaleInput, ctx: WriteContext = {}): Promise<ProductChangeRef[]> {
   return retryingConflicts(() =>
     db.$transaction(async (tx) => {
-      const rows = await tx.$queryRaw<{ id: bigint }[]>`
+      const rows = await tx.$queryRaw<{ id: bigint; version: bigint }[]>`
       UPDATE products
       SET sale_price_cents = coalesce(${s.salePriceCents ?? null}::int,
                                       (list_price_cents * (100 - ${s.percentOff ?? 0}::int)) / 100),
@@ -208,10 +220,11 @@ export async function setSale(db: Db, s: SaleInput, ctx: WriteContext = {}): Pro
           sale_ends_at = ${s.endsAt},
           change_traceparent = ${ctx.traceparent ?? null}
       WHERE id = ANY(${s.productIds}::bigint[])
-      RETURNING id`;
-      const updated = rows.map((r) => Number(r.id));
+      RETURNING id, version`;
+      const updated = rows.map((r) => ({ id: Number(r.id), version: Number(r.version) }));
       if (updated.length !== s.productIds.length) {
-        throw new UnknownProductsError(s.productIds.filter((id) => !updated.includes(id)));
+        const found = new Set(updated.map((u) => u.id));
+        throw new UnknownProductsError(s.productIds.filter((id) => !found.has(id)));
       }
       return updated;
     }),

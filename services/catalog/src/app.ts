@@ -9,6 +9,7 @@ import { cacheTelemetry } from "./cache-telemetry.ts";
 import type { CatalogDeps } from "./deps.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { productRoutes } from "./routes/products.ts";
+import { writeEviction } from "./routes/write-eviction.ts";
 
 export interface BuildCatalogOptions {
   db: Db;
@@ -22,6 +23,8 @@ export interface BuildCatalogOptions {
   trackDbQueries?: boolean;
   /** Request lifetimes (HTTP_* config); defaults from packages/http. */
   limits?: Partial<HttpLimits>;
+  /** Admin writes evict what they changed (routes/write-eviction.ts); fence lifetime = the invalidator's. Default 60 s, 1 s budget. */
+  writeEviction?: { fenceTtlMs: number; timeoutMs?: number };
 }
 
 /** The catalog HTTP app, wired but not listening (tests call inject() or listen on port 0). */
@@ -51,6 +54,14 @@ export async function buildCatalogApp(opts: BuildCatalogOptions): Promise<Fastif
     ],
   });
   await app.register(productRoutes, { deps });
-  await app.register(adminRoutes, { deps });
+  const evictAfterWrite = writeEviction({
+    redis: opts.redis,
+    schemaVersion: opts.cache.schemaVersion,
+    fenceTtlMs: opts.writeEviction?.fenceTtlMs ?? 60_000,
+    ...(opts.writeEviction?.timeoutMs !== undefined ? { timeoutMs: opts.writeEviction.timeoutMs } : {}),
+    logger: opts.logger,
+    metrics: opts.metrics,
+  });
+  await app.register(adminRoutes, { deps, evictAfterWrite });
   return app;
 }

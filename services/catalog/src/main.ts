@@ -51,6 +51,7 @@ const app = await buildCatalogApp({
   metrics,
   trackDbQueries: config.DB_QUERY_METRICS,
   limits: httpLimits(config),
+  writeEviction: { fenceTtlMs: config.FENCE_TTL_SECONDS * 1000 },
   adminToken: config.ADMIN_TOKEN,
   cache: {
     schemaVersion: config.CACHE_SCHEMA_VERSION,

@@ -5,6 +5,7 @@ import { currentTraceparent } from "@flashsale/telemetry";
 import type { CatalogDeps } from "../deps.ts";
 import { MAX_IMPORT_ROWS, parsePriceImport } from "../import-parser.ts";
 import { productIdParams, productSchema } from "../product-schema.ts";
+import type { EvictAfterWrite } from "./write-eviction.ts";
 
 const cents = { type: "integer", minimum: 0, maximum: 100_000_000 } as const;
 /** Free text: Postgres text cannot hold NUL, so it is refused here rather than failing in the database. */
@@ -12,10 +13,15 @@ const text = { type: "string", pattern: "^[^\\u0000]*$" } as const;
 const IMPORT_BODY_LIMIT = 16 * 1024 * 1024;
 
 /**
- * Admin writes. None of them touches the cache: every write reaches Redis through
- * Postgres -> Debezium -> Kafka -> invalidator, exactly like a raw SQL write would.
+ * Admin writes. Every write reaches Redis through Postgres -> Debezium -> Kafka -> invalidator,
+ * exactly like a raw SQL write would; after its commit, a price, sale, import or create also evicts
+ * the products it changed itself (`evictAfterWrite`: read-your-writes for the admin, never failing
+ * the write; write-eviction.ts).
  */
-export const adminRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { deps: CatalogDeps } }> = async (app, { deps }) => {
+export const adminRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { deps: CatalogDeps; evictAfterWrite: EvictAfterWrite } }> = async (
+  app,
+  { deps, evictAfterWrite },
+) => {
   protectWithBearer(app, deps.adminToken);
   app.addContentTypeParser(
     ["text/csv", "application/x-ndjson", "application/jsonl"],
@@ -36,6 +42,7 @@ export const adminRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { deps: Ca
       const id = Number(request.params.id);
       const product = await setListPrice(deps.db, id, request.body.listPriceCents, { traceparent: currentTraceparent() });
       if (!product) throw new HttpError(404, "NOT_FOUND", `product ${id} not found`);
+      await evictAfterWrite([{ id: product.id, version: product.version }]);
       return product;
     },
   );
@@ -104,6 +111,8 @@ export const adminRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { deps: Ca
         { traceparent: currentTraceparent() },
       );
       if (!product) throw new HttpError(409, "SKU_EXISTS", `sku ${b.sku} already exists`);
+      // A "no such product" cached by an earlier read of this id (negative caching) goes too.
+      await evictAfterWrite([{ id: product.id, version: product.version }]);
       return reply.status(201).send(product);
     },
   );
@@ -156,18 +165,17 @@ export const adminRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { deps: Ca
       const endsAt = new Date(b.endsAt);
       if (!(startsAt < endsAt)) throw new HttpError(400, "INVALID_SALE_WINDOW", "startsAt must be before endsAt");
       const price = b.salePriceCents !== undefined ? { salePriceCents: b.salePriceCents } : { percentOff: b.percentOff as number };
-      let updatedIds: number[];
+      let updated: Awaited<ReturnType<typeof setSale>>;
       try {
-        updatedIds = await setSale(
-          deps.db,
-          { productIds: b.productIds, startsAt, endsAt, ...price },
-          { traceparent: currentTraceparent() },
-        );
+        updated = await setSale(deps.db, { productIds: b.productIds, startsAt, endsAt, ...price }, { traceparent: currentTraceparent() });
       } catch (err) {
         if (!(err instanceof UnknownProductsError)) throw err;
         throw new HttpError(404, "NOT_FOUND", "unknown product ids; no sale was created", { productIds: err.productIds });
       }
-      return reply.status(201).send({ productIds: updatedIds, startsAt: startsAt.toISOString(), endsAt: endsAt.toISOString() });
+      await evictAfterWrite(updated);
+      return reply
+        .status(201)
+        .send({ productIds: updated.map((u) => u.id), startsAt: startsAt.toISOString(), endsAt: endsAt.toISOString() });
     },
   );
 
@@ -182,7 +190,7 @@ export const adminRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { deps: Ca
         }
       },
       schema: {
-        description: `CSV (text/csv, header with sku,listPriceCents) or JSON lines (application/x-ndjson); at most ${MAX_IMPORT_ROWS} rows. One set-based UPDATE; cache eviction happens through CDC.`,
+        description: `CSV (text/csv, header with sku,listPriceCents) or JSON lines (application/x-ndjson); at most ${MAX_IMPORT_ROWS} rows. One set-based UPDATE; the changed products are evicted after the commit (and through CDC).`,
         consumes: ["text/csv", "application/x-ndjson"],
         // Declared so the document has a request body for each media type (it had none); the
         // text itself is checked by parsePriceImport, line by line.
@@ -207,7 +215,9 @@ export const adminRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { deps: Ca
     },
     async (request) => {
       const rows = parsePriceImport(request.body, request.headers["content-type"] ?? "");
-      return importListPrices(deps.db, rows, { traceparent: currentTraceparent() });
+      const result = await importListPrices(deps.db, rows, { traceparent: currentTraceparent() });
+      await evictAfterWrite(result.changed);
+      return result;
     },
   );
 };
