@@ -133,6 +133,10 @@ export const catalogSchema = z
     CACHE_FENCE_SWEEP_MS: z.coerce.number().int().min(0).default(10_000),
     /** The fences of the admin path's own evictions (read-your-writes) live as long as the invalidator's. */
     FENCE_TTL_SECONDS: fenceTtlSeconds,
+    /** Load shedding: 503 OVERLOADED while the event loop's mean delay exceeds this (ms); 0 = off. */
+    CATALOG_SHED_EVENT_LOOP_DELAY_MS: z.coerce.number().int().min(0).default(100),
+    /** Load shedding: 503 OVERLOADED while the V8 heap in use exceeds this (MiB); 0 = off. */
+    CATALOG_SHED_HEAP_MB: z.coerce.number().int().min(0).default(1_024),
   })
   .refine((c) => c.FLASHSALE_DEV || c.ADMIN_TOKEN !== DEV_ADMIN_TOKEN, {
     path: ["ADMIN_TOKEN"],

@@ -8,6 +8,7 @@ import type { Registry } from "prom-client";
 import { cacheTelemetry } from "./cache-telemetry.ts";
 import type { CatalogDeps } from "./deps.ts";
 import { adminRoutes } from "./routes/admin.ts";
+import { loadShedding } from "./routes/load-shedding.ts";
 import { productRoutes } from "./routes/products.ts";
 import { writeEviction } from "./routes/write-eviction.ts";
 
@@ -25,6 +26,8 @@ export interface BuildCatalogOptions {
   limits?: Partial<HttpLimits>;
   /** Admin writes evict what they changed (routes/write-eviction.ts); fence lifetime = the invalidator's. Default 60 s, 1 s budget. */
   writeEviction?: { fenceTtlMs: number; timeoutMs?: number };
+  /** Load shedding (routes/load-shedding.ts); absent = off (main.ts turns it on from config). */
+  shedding?: { maxEventLoopDelayMs: number; maxHeapUsedBytes: number; sampleIntervalMs?: number };
 }
 
 /** The catalog HTTP app, wired but not listening (tests call inject() or listen on port 0). */
@@ -53,7 +56,6 @@ export async function buildCatalogApp(opts: BuildCatalogOptions): Promise<Fastif
       { name: "cache_or_postgres", anyOf: ["postgres", "redis"], failure: "neither Redis nor Postgres answers" },
     ],
   });
-  await app.register(productRoutes, { deps });
   const evictAfterWrite = writeEviction({
     redis: opts.redis,
     schemaVersion: opts.cache.schemaVersion,
@@ -62,6 +64,16 @@ export async function buildCatalogApp(opts: BuildCatalogOptions): Promise<Fastif
     logger: opts.logger,
     metrics: opts.metrics,
   });
-  await app.register(adminRoutes, { deps, evictAfterWrite });
+  // The API routes in one scope with load shedding; /healthz, /readyz and /metrics stay outside it.
+  await app.register(async (api) => {
+    await loadShedding(api, {
+      maxEventLoopDelayMs: opts.shedding?.maxEventLoopDelayMs ?? 0,
+      maxHeapUsedBytes: opts.shedding?.maxHeapUsedBytes ?? 0,
+      ...(opts.shedding?.sampleIntervalMs !== undefined ? { sampleIntervalMs: opts.shedding.sampleIntervalMs } : {}),
+      metrics: opts.metrics,
+    });
+    await api.register(productRoutes, { deps });
+    await api.register(adminRoutes, { deps, evictAfterWrite });
+  });
   return app;
 }

@@ -52,6 +52,7 @@ const app = await buildCatalogApp({
   trackDbQueries: config.DB_QUERY_METRICS,
   limits: httpLimits(config),
   writeEviction: { fenceTtlMs: config.FENCE_TTL_SECONDS * 1000 },
+  shedding: { maxEventLoopDelayMs: config.CATALOG_SHED_EVENT_LOOP_DELAY_MS, maxHeapUsedBytes: config.CATALOG_SHED_HEAP_MB * 1024 * 1024 },
   adminToken: config.ADMIN_TOKEN,
   cache: {
     schemaVersion: config.CACHE_SCHEMA_VERSION,
