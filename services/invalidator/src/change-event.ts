@@ -36,6 +36,13 @@ export interface ProductsRetired {
   reason: string;
   versionFloor: number | null;
   committedAtMs: number;
+  /** Only these cache schema versions (default: every live one). */
+  schemaVersions?: readonly number[];
+  /**
+   * Instead of one floor: each found id's current version in Postgres (absent = the row is gone).
+   * Values older than it are deleted and its fence raised to it, so current values and fills survive.
+   */
+  currentVersions?: (ids: number[]) => Promise<Map<number, number>>;
 }
 
 export type ChangeEvent = ProductChange | Heartbeat | ProductsRetired | { kind: "tombstone" };

@@ -69,14 +69,51 @@ export async function startInvalidator(opts: InvalidatorOptions): Promise<Runnin
   const topics = invalidatorTopics(opts.topicPrefix);
   const metrics = createInvalidatorMetrics(opts.metrics);
   let stopping = false;
+  let handlers: ChangeHandlers | null = null;
   const versions = trackSchemaVersions({
     redis: opts.redis,
     own: opts.schemaVersion,
     logger: opts.logger,
     ...(opts.schemaVersionRefreshMs ? { refreshMs: opts.schemaVersionRefreshMs } : {}),
+    onAdded: (added) => void retireNewVersions(added),
   });
+  /**
+   * A catalog on a version we did not evict yet may have cached a value (or be filling one read
+   * before a change) that a change we already handled made stale. Now that the version is evicted,
+   * each of its keys is invalidated at the row's current version (a stale value deleted, older fills
+   * fenced, current ones kept; a row that is gone fenced like a delete). Without a database only
+   * the values are dropped.
+   */
+  const pool = opts.pool;
+  const currentVersions = pool
+    ? async (ids: number[]) => {
+        const { rows } = await pool.query<{ id: string; version: string }>(
+          "SELECT id, version FROM products WHERE id = ANY($1::bigint[])",
+          [ids],
+        );
+        return new Map(rows.map((r) => [Number(r.id), Number(r.version)]));
+      }
+    : undefined;
+  const retireNewVersions = async (added: number[]) => {
+    try {
+      await handlers?.retireProducts(
+        {
+          kind: "retire",
+          reason: "new schema version",
+          versionFloor: null,
+          committedAtMs: Date.now(),
+          schemaVersions: added,
+          ...(currentVersions ? { currentVersions } : {}),
+        },
+        async () => {},
+      );
+    } catch (err) {
+      opts.logger.warn({ err: (err as Error).message, added }, "could not retire the keys of a newly announced schema version");
+    }
+  };
   await versions.refresh();
-  const handlers = createChangeHandlers({ ...opts, schemaVersions: versions.current, metrics, isStopping: () => stopping });
+  handlers = createChangeHandlers({ ...opts, schemaVersions: versions.current, metrics, isStopping: () => stopping });
+  const h = handlers;
   const consumer: Consumer = opts.kafka.consumer({
     groupId: opts.groupId,
     // A fetch returns as soon as one byte is there; this only bounds idle polling.
@@ -137,7 +174,7 @@ export async function startInvalidator(opts: InvalidatorOptions): Promise<Runnin
     partitionsConsumedConcurrently: perMessage ? 1 : Math.max(partitions, 3),
     eachBatchAutoResolve: false,
     eachBatch: async (payload: EachBatchPayload) => {
-      const ctx = { topics, handlers, metrics, logger: opts.logger, deadLetter, watermark, isStopping: () => stopping };
+      const ctx = { topics, handlers: h, metrics, logger: opts.logger, deadLetter, watermark, isStopping: () => stopping };
       if (!perMessage) return handleBatch(ctx, payload);
       for (const message of payload.batch.messages) {
         if (!payload.isRunning() || payload.isStale()) return;

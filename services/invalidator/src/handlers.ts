@@ -1,7 +1,7 @@
 import { keyPrefix, masterNodes, parseKey, type RedisClient, StockGate } from "@flashsale/cache";
 import { invalidateProduct, PRODUCT_ENTITY, productKeys } from "@flashsale/product-cache";
 import { type Logger, spanContextFromTraceparent, trace } from "@flashsale/telemetry";
-import type { InventoryChange, ProductChange, ProductsRetired } from "./change-event.ts";
+import { DELETE_FENCE_VERSION, type InventoryChange, type ProductChange, type ProductsRetired } from "./change-event.ts";
 import type { InvalidatorMetrics } from "./metrics.ts";
 
 const MAX_BACKOFF_MS = 5_000;
@@ -98,7 +98,7 @@ export function createChangeHandlers(opts: {
 
   /** One sweep: every product id with a key (value, lease or fence) in a live version, evicted at the floor. */
   const sweep = async (retire: ProductsRetired) => {
-    for (const schemaVersion of opts.schemaVersions()) {
+    for (const schemaVersion of retire.schemaVersions ?? opts.schemaVersions()) {
       const ids = new Set<string>();
       for (const node of masterNodes(opts.redis)) {
         let cursor = "0";
@@ -114,7 +114,19 @@ export function createChangeHandlers(opts: {
       const list = [...ids];
       for (let i = 0; i < list.length; i += PIPELINE_CHUNK) {
         const chunk = list.slice(i, i + PIPELINE_CHUNK);
-        if (retire.versionFloor === null) {
+        if (retire.currentVersions) {
+          const current = await retire.currentVersions(chunk.map(Number));
+          await Promise.all(
+            chunk.map((id) =>
+              invalidateProduct(opts.redis, {
+                schemaVersion,
+                id: Number(id),
+                version: current.get(Number(id)) ?? DELETE_FENCE_VERSION,
+                fenceTtlMs: opts.fenceTtlMs,
+              }),
+            ),
+          );
+        } else if (retire.versionFloor === null) {
           // Debezium's truncate event: no floor known, drop the values (the epoch row fences).
           await Promise.all(chunk.map((id) => opts.redis.del(productKeys(schemaVersion, Number(id)).value)));
         } else {
@@ -137,7 +149,7 @@ export function createChangeHandlers(opts: {
       opts.metrics.events.inc({ outcome: "keyspace_retired" });
       // A fill whose lease had already expired leaves no key for the sweep to find, and may still
       // land until its deadline (lease + maximum fill age, under the fence TTL): sweep again then.
-      if (retire.versionFloor !== null) {
+      if (retire.versionFloor !== null || retire.currentVersions) {
         const again = setTimeout(
           () => {
             untilAcknowledged(

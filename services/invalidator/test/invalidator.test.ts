@@ -6,7 +6,7 @@
  */
 import { announceSchemaVersion, entityKeys } from "@flashsale/cache";
 import { createLogger, createMetricsRegistry } from "@flashsale/telemetry";
-import { PrivateRedis, redisClient, runId, TEST_ENV, waitFor } from "@flashsale/testkit";
+import { insertProduct, PrivateRedis, pgPool, redisClient, runId, TEST_ENV, waitFor } from "@flashsale/testkit";
 import { Redis } from "ioredis";
 import { type Consumer, Kafka, logLevel, Partitioners, type Producer } from "kafkajs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -240,5 +240,39 @@ describe("invalidator", () => {
     await waitFor(async () => ((await fence(SCHEMA, 41)) === "4" ? true : undefined), { timeoutMs: 30_000, what: "own version evicted" });
     expect(await fence(other, 41)).toBeNull();
     await redis.quit();
+  });
+
+  it("a version announced while running gets its keys invalidated at each row's current version (stale values gone, current ones kept)", async () => {
+    const prefix = `itest-${runId()}`;
+    const redis = redisClient();
+    const pool = pgPool();
+    try {
+      await start(prefix, redis, `g-${runId()}`, createMetricsRegistry("invalidator-test"), { schemaVersionRefreshMs: 200, pool });
+      const stale = await insertProduct(pool, { sku: `NEWV-${runId()}`, listPriceCents: 100, stock: 1 });
+      const current = await insertProduct(pool, { sku: `NEWV-${runId()}`, listPriceCents: 100, stock: 1 });
+      const version = async (id: number) => Number((await pool.query("SELECT version FROM products WHERE id = $1", [id])).rows[0].version);
+      // A catalog on a new version filled before the invalidator evicted that version: one value
+      // older than its row (a change was handled for the other versions only), one current.
+      const v2 = SCHEMA + 200_000 + Math.floor(Math.random() * 1_000);
+      const k = (id: number) => entityKeys(v2, "product", id);
+      const staleVersion = (await version(stale.id)) - 1;
+      await redis.set(k(stale.id).value, JSON.stringify({ version: staleVersion, storedAt: Date.now(), value: {} }), "PX", 600_000);
+      await redis.set(
+        k(current.id).value,
+        JSON.stringify({ version: await version(current.id), storedAt: Date.now(), value: {} }),
+        "PX",
+        600_000,
+      );
+      await announceSchemaVersion(redis, v2, 10_000);
+      await waitFor(async () => ((await redis.exists(k(stale.id).value)) === 0 ? true : undefined), {
+        timeoutMs: 10_000,
+        what: "the stale value of the new version evicted",
+      });
+      expect(await redis.get(k(stale.id).fence)).toBe(String(await version(stale.id)));
+      expect(await redis.exists(k(current.id).value)).toBe(1);
+    } finally {
+      await redis.quit();
+      await pool.end();
+    }
   });
 });
