@@ -10,6 +10,8 @@
  *             answer for 8 s; the services are restarted on their direct connection afterwards
  *             c = redis postgres
  *
+ *   none      no fault: the control row (same load and checks)
+ *
  *   scripts/faults [secondsPerRow=14] [row ...]   (default: every row; a bare component = kill:<c>)
  *
  * Per row: requests, fast failures (503 with Retry-After, a refused or reset connection — answering
@@ -41,14 +43,19 @@ const KILLABLE = ["redis", "kafka", "connect", "invalidator", "catalog", "postgr
 const HANGABLE = ["connect", "kafka", "invalidator", "redis", "postgres"] as const;
 const SLOWABLE = ["redis", "postgres"] as const;
 type Component = (typeof KILLABLE)[number];
-type Row = { kind: "kill"; c: Component } | { kind: "hang"; c: (typeof HANGABLE)[number] } | { kind: "slow"; c: (typeof SLOWABLE)[number] };
+type Row =
+  | { kind: "none"; c: "control" }
+  | { kind: "kill"; c: Component }
+  | { kind: "hang"; c: (typeof HANGABLE)[number] }
+  | { kind: "slow"; c: (typeof SLOWABLE)[number] };
 const ALL_ROWS: Row[] = [
+  { kind: "none", c: "control" },
   ...KILLABLE.map((c) => ({ kind: "kill" as const, c })),
   ...HANGABLE.map((c) => ({ kind: "hang" as const, c })),
   ...SLOWABLE.map((c) => ({ kind: "slow" as const, c })),
 ];
 function parseRow(arg: string): Row {
-  const [kind, c] = arg.includes(":") ? arg.split(":") : ["kill", arg];
+  const [kind, c] = arg.includes(":") ? arg.split(":") : arg === "none" ? ["none", "control"] : ["kill", arg];
   const row = ALL_ROWS.find((r) => r.kind === kind && r.c === c);
   if (!row) throw new Error(`unknown fault row '${arg}' (one of: ${ALL_ROWS.map((r) => `${r.kind}:${r.c}`).join(" ")})`);
   return row;
@@ -265,6 +272,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Hurts the component while the load runs; returns when it is back (restarted / continued / fast again). */
 async function inflict(row: Row, proxy: LatencyProxy | null): Promise<void> {
   await sleep(FAULT_AT_MS);
+  if (row.kind === "none") return;
   if (row.kind === "kill") {
     process.kill(pidOf(row.c), "SIGKILL");
     await sleep(DOWN_FOR_MS);
@@ -304,7 +312,10 @@ async function staleKeysAfterRecovery(): Promise<number> {
 
 const rows = [];
 for (const row of chosen) {
-  const name = `${row.kind === "kill" ? "kill -9" : row.kind === "hang" ? "SIGSTOP" : `+${LATENCY_MS} ms`} ${row.c}`;
+  const name =
+    row.kind === "none"
+      ? "none (control)"
+      : `${row.kind === "kill" ? "kill -9" : row.kind === "hang" ? "SIGSTOP" : `+${LATENCY_MS} ms`} ${row.c}`;
   const tag = runId();
   let proxy: LatencyProxy | null = null;
   try {
