@@ -1,5 +1,6 @@
+import calculateSlot from "cluster-key-slot";
 import { describe, expect, it } from "vitest";
-import { entityKeys, keyPrefix, parseKey, scanPattern, valueKeyOf } from "./keys.ts";
+import { entityKeys, keyPrefix, parseKey, scanPattern, slotKeys, tagForSlot, valueKeyOf } from "./keys.ts";
 
 describe("entityKeys", () => {
   it("versions the prefix and hash-tags value, lease and fence into one slot", () => {
@@ -40,5 +41,17 @@ describe("layout helpers", () => {
   it("maps a sibling to its value key", () => {
     const k = entityKeys(1, "product", 9);
     expect([k.value, k.lease, k.fence].map(valueKeyOf)).toEqual([k.value, k.value, k.value]);
+  });
+
+  it("puts each entity's incarnation marker and fence index in the entity's own slot, outside every prefix", () => {
+    for (let id = 1; id <= 2_000; id++) {
+      const k = entityKeys(1, "product", id);
+      const s = slotKeys(k.value);
+      expect([calculateSlot(s.incarnation), calculateSlot(s.fences)]).toEqual([calculateSlot(k.value), calculateSlot(k.value)]);
+      expect(parseKey(s.incarnation) ?? parseKey(s.fences)).toBeNull();
+      expect(s.fences.startsWith(keyPrefix(1))).toBe(false);
+    }
+    expect(calculateSlot(tagForSlot(0))).toBe(0);
+    expect(calculateSlot(tagForSlot(16_383))).toBe(16_383);
   });
 });
