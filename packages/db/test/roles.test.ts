@@ -90,14 +90,19 @@ describe("Postgres roles", () => {
     expect(rows.map((r) => r.privilege_type)).toEqual(["INSERT", "SELECT"]);
   });
 
-  it("Debezium's role replicates and reads the captured tables, nothing else", async () => {
+  it("Debezium's role replicates and reads the captured tables, and bumps its heartbeat rows, nothing else", async () => {
     const role = await owner.query("SELECT rolsuper, rolreplication, rolcreatedb FROM pg_roles WHERE rolname = 'debezium'");
     expect(role.rows[0]).toEqual({ rolsuper: false, rolreplication: true, rolcreatedb: false });
     const grants = await owner.query(
       `SELECT table_name, privilege_type FROM information_schema.role_table_grants
         WHERE grantee = 'debezium' ORDER BY table_name, privilege_type`,
     );
+    // cache_epochs and cdc_heartbeat travel the pipeline too; heartbeat.action.query updates the
+    // heartbeat rows (docs/architecture.md "Freshness").
     expect(grants.rows).toEqual([
+      { table_name: "cache_epochs", privilege_type: "SELECT" },
+      { table_name: "cdc_heartbeat", privilege_type: "SELECT" },
+      { table_name: "cdc_heartbeat", privilege_type: "UPDATE" },
       { table_name: "inventory", privilege_type: "SELECT" },
       { table_name: "products", privilege_type: "SELECT" },
     ]);
