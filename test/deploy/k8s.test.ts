@@ -179,6 +179,14 @@ describe("deploy/k8s", () => {
       "snapshot.mode",
       "poll.interval.ms",
       "table.include.list",
+      "column.include.list",
+      "skipped.operations",
+      "heartbeat.interval.ms",
+      "heartbeat.action.query",
+      "transforms",
+      "transforms.intoProducts.type",
+      "transforms.intoProducts.regex",
+      "transforms.intoProducts.replacement",
     ]) {
       expect(String(connector.config[key]), key).toBe(native[key]);
     }
