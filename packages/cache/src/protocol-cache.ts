@@ -47,6 +47,8 @@ export class ProtocolCache<T> implements VersionedCache<T> {
   /** Bounded staleness: null = invalidations always trusted. */
   private readonly gate: FreshnessGate | null;
   private readonly probes = new Map<string, Promise<number>>();
+  /** Read-throughs of keys the probe found stale, shared per key (a hot key must not stampede Postgres). */
+  private readonly rereads = new Map<string, Promise<CacheRead<T>>>();
   /** Versions the probe confirmed, each kept for what is left of Δ after its probe began. */
   private readonly confirmed: LRUCache<string, number>;
 
@@ -184,11 +186,18 @@ export class ProtocolCache<T> implements VersionedCache<T> {
       return { ...hit, source: "REVALIDATED" };
     }
     this.emit("revalidate_stale");
-    this.l1?.invalidate(k.value);
-    // A row gone since: fence one above the cached version (no fill of it lands any more).
-    const version = current === ABSENT ? cached + 1 : current;
-    await this.remote.invalidate(k, version, this.opts.fenceTtlMs).catch((err) => this.suppressed("revalidate_evict", err));
-    return { value: await this.fallbackLoad(load), source: "MISS", ageMs: 0 };
+    const pending = this.rereads.get(k.value);
+    if (pending) return pending;
+    const evictAndRead = async (): Promise<CacheRead<T>> => {
+      this.l1?.invalidate(k.value);
+      // A row gone since: fence one above the cached version (no fill of it lands any more).
+      const version = current === ABSENT ? cached + 1 : (current as number);
+      await this.remote.invalidate(k, version, this.opts.fenceTtlMs).catch((err) => this.suppressed("revalidate_evict", err));
+      return { value: await this.fallbackLoad(load), source: "MISS", ageMs: 0 };
+    };
+    const p = evictAndRead().finally(() => this.rereads.delete(k.value));
+    this.rereads.set(k.value, p);
+    return p;
   }
 
   /** The row's version in Postgres, one probe per key at a time in this process, under the bulkhead. */

@@ -185,6 +185,48 @@ describe("the bound in the cache", () => {
     }
   });
 
+  it("reads a hot key found stale through Postgres once, however many L1 hits find it so at once", async () => {
+    const invalidations = new L1Invalidations(redis, keyPrefix(6));
+    await invalidations.start();
+    const gate = { trusted: true };
+    let probes = 0;
+    let loads = 0;
+    const row = { id: 1, version: 1 };
+    const cache = testCache(redis, 6, {
+      jitter: 0,
+      l1: { invalidations, ttlMs: 30_000 },
+      staleness: {
+        gate,
+        deltaMs: DELTA,
+        probeVersion: async () => {
+          probes++;
+          return row.version;
+        },
+      },
+    });
+    const load = async () => {
+      loads++;
+      await sleep(20);
+      return { ...row };
+    };
+    try {
+      await waitFor(async () => (invalidations.isUp ? true : undefined), { timeoutMs: 3_000, what: "L1 channel up" });
+      await cache.get(1, load);
+      await sleep(200); // the fill's own tracking message has gone by
+      await cache.get(1, load);
+      expect((await cache.get(1, load)).source).toBe("HIT-L1");
+      row.version = 2; // changed, never evicted
+      gate.trusted = false;
+      loads = 0;
+      const reads = await Promise.all(Array.from({ length: 50 }, () => cache.get(1, load)));
+      expect(reads.every((r) => r.value?.version === 2)).toBe(true);
+      expect(probes).toBe(1);
+      expect(loads).toBe(1);
+    } finally {
+      await invalidations.stop();
+    }
+  });
+
   it("serves a cached answer marked STALE when the probe cannot reach Postgres", async () => {
     const m = monitor();
     await admin.del("catalog:freshness:watermark");
