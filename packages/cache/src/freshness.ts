@@ -190,8 +190,8 @@ export class FreshnessMonitor implements FreshnessGate {
 
   /** Starts polling (the first poll is awaited, so the mode is known when this resolves) and announcing. */
   async start(): Promise<void> {
-    this.setTrusted(false);
     await this.poll();
+    if (this.mode === null) this.setTrusted(false); // the first poll failed: old until one succeeds
     this.schedulePoll();
     const a = this.o.announce;
     if (a) {
