@@ -23,7 +23,7 @@ export {
   redisNowMs,
 } from "./freshness.ts";
 export { invalidateEntity, sweepFences } from "./invalidate.ts";
-export { type EntityKeys, entityKeys, keyPrefix, parseKey, scanPattern } from "./keys.ts";
+export { demandKeys, type EntityKeys, entityKeys, keyPrefix, parseKey, scanPattern } from "./keys.ts";
 export { type L1Entry, L1Store } from "./l1.ts";
 export { type CanaryOptions, L1Invalidations } from "./l1-invalidations.ts";
 export { createRedisClient, masterNodes, type RedisClient, type RedisClientOptions, redisReady } from "./redis-client.ts";

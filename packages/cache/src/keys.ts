@@ -99,3 +99,18 @@ export function slotKeys(valueKey: string): SlotKeys {
 
 /** SCAN MATCH pattern of every slot's fence index (the sweeper's work list). */
 export const FENCE_INDEX_PATTERN = `${ROOT}fences:{*}`;
+
+/**
+ * Demand bookkeeping of an entity, shared by every catalog (docs/architecture.md#warm-up): `demand`
+ * is a sorted set of decayed read counts by id (what to warm first after a cold start; not versioned:
+ * demand outlives a schema-version bump), `decay` the lock of its periodic halving, and `warmed` a
+ * marker per schema version whose absence means that version's keys are cold (Redis flushed or
+ * restarted, or the version new). None is under a tracked prefix.
+ */
+export function demandKeys(entity: string, schemaVersion: number): { demand: string; decay: string; warmed: string } {
+  return {
+    demand: `${ROOT}demand:{${entity}}`,
+    decay: `${ROOT}demand:{${entity}}:decay`,
+    warmed: `${ROOT}warmed:v${schemaVersion}:{${entity}}`,
+  };
+}

@@ -47,5 +47,8 @@ export function testServiceEnv(): Record<string, string> {
     // trusted here, not revalidated as in production (docs/architecture.md#cache-protocol). Tests of
     // the staleness bound publish one (or run the invalidator) on a private Redis.
     CACHE_UNPUBLISHED_WATERMARK: "fresh",
+    // Every test catalog starts on a fresh schema version (a cold start) and shares Redis db 1's
+    // demand set: warming would add Postgres reads to other tests' counts. Tests of the warm-up opt in.
+    CATALOG_WARMUP_RATE: "0",
   };
 }

@@ -10,6 +10,7 @@ import type { CatalogDeps } from "./deps.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { loadShedding } from "./routes/load-shedding.ts";
 import { productRoutes } from "./routes/products.ts";
+import { DemandWarmUp } from "./routes/warm-up.ts";
 import { writeEviction } from "./routes/write-eviction.ts";
 
 export interface BuildCatalogOptions {
@@ -26,6 +27,8 @@ export interface BuildCatalogOptions {
   limits?: Partial<HttpLimits>;
   /** Admin writes evict what they changed (routes/write-eviction.ts); fence lifetime = the invalidator's. Default 60 s, 1 s budget. */
   writeEviction?: { fenceTtlMs: number; timeoutMs?: number };
+  /** Demand tracking + prioritized warm-up after a cold start (routes/warm-up.ts); absent = off. */
+  warmUp?: { top: number; ratePerSec: number; everyMs?: number; halfLifeMs?: number };
   /** Load shedding (routes/load-shedding.ts); absent = off (main.ts turns it on from config). */
   shedding?: { maxEventLoopDelayMs: number; maxHeapUsedBytes: number; sampleIntervalMs?: number };
 }
@@ -64,6 +67,21 @@ export async function buildCatalogApp(opts: BuildCatalogOptions): Promise<Fastif
     logger: opts.logger,
     metrics: opts.metrics,
   });
+  const warmUp = opts.warmUp
+    ? new DemandWarmUp({
+        redis: opts.redis,
+        db: opts.db,
+        cache,
+        schemaVersion: opts.cache.schemaVersion,
+        logger: opts.logger,
+        metrics: opts.metrics,
+        ...opts.warmUp,
+      })
+    : null;
+  if (warmUp) {
+    app.addHook("onReady", async () => warmUp.start());
+    app.addHook("onClose", async () => warmUp.stop());
+  }
   // The API routes in one scope with load shedding; /healthz, /readyz and /metrics stay outside it.
   await app.register(async (api) => {
     await loadShedding(api, {
@@ -72,7 +90,7 @@ export async function buildCatalogApp(opts: BuildCatalogOptions): Promise<Fastif
       ...(opts.shedding?.sampleIntervalMs !== undefined ? { sampleIntervalMs: opts.shedding.sampleIntervalMs } : {}),
       metrics: opts.metrics,
     });
-    await api.register(productRoutes, { deps });
+    await api.register(productRoutes, { deps, ...(warmUp ? { onRead: (id: number) => warmUp.record(id) } : {}) });
     await api.register(adminRoutes, { deps, evictAfterWrite });
   });
   return app;

@@ -52,6 +52,7 @@ const app = await buildCatalogApp({
   trackDbQueries: config.DB_QUERY_METRICS,
   limits: httpLimits(config),
   writeEviction: { fenceTtlMs: config.FENCE_TTL_SECONDS * 1000 },
+  warmUp: { top: config.CATALOG_WARMUP_TOP, ratePerSec: config.CATALOG_WARMUP_RATE },
   shedding: { maxEventLoopDelayMs: config.CATALOG_SHED_EVENT_LOOP_DELAY_MS, maxHeapUsedBytes: config.CATALOG_SHED_HEAP_MB * 1024 * 1024 },
   adminToken: config.ADMIN_TOKEN,
   cache: {

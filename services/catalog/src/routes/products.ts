@@ -52,9 +52,14 @@ async function readThroughCache(deps: CatalogDeps, id: number) {
 }
 
 /** Public reads. `GET /products/:id` is cache-aside; listing reads Postgres directly. Types come from the schemas. */
-export const productRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { deps: CatalogDeps } }> = async (app, { deps }) => {
+export const productRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { deps: CatalogDeps; onRead?: (id: number) => void } }> = async (
+  app,
+  { deps, onRead },
+) => {
   app.get("/products/:id", { schema: getProductSchema }, async (request, reply) => {
     const id = Number(request.params.id);
+    // Demand tracking for the warm-up after a cold start (warm-up.ts): a Map increment.
+    onRead?.(id);
     const read = await readThroughCache(deps, id);
     const view = read.view;
     if (!view) {
