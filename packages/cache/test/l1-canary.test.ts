@@ -96,7 +96,7 @@ async function staleFor(canary: CanaryOptions | false, id: number): Promise<{ ms
 describe("the L1 canary", () => {
   it("switches L1 off within its deadline when invalidations silently stop arriving, and back on after", async () => {
     const { ms, recovered } = await staleFor({ everyMs: 100, deadlineMs: 500 }, 1);
-    expect(ms).toBeLessThanOrEqual(500 + 100 + 250);
+    expect(ms).toBeLessThanOrEqual(500 + 100 + 500); // deadline + one tick + scheduling slack on shared cores
     expect(recovered).toBe(true);
   });
 

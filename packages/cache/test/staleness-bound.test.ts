@@ -68,7 +68,7 @@ describe("the freshness monitor", () => {
     await pub.stop();
     const stalledAt = performance.now();
     await waitFor(async () => (!m.trusted ? true : undefined), { timeoutMs: 2_000, intervalMs: 5, what: "distrust" });
-    expect(performance.now() - stalledAt).toBeLessThanOrEqual(DELTA + POLL + 60);
+    expect(performance.now() - stalledAt).toBeLessThanOrEqual(DELTA + POLL + 150);
     expect(m.ageMs).toBeGreaterThanOrEqual(DELTA - 60);
     const again = publisher();
     await waitFor(async () => (m.trusted ? true : undefined), { timeoutMs: 1_000, what: "trust again" });
@@ -87,7 +87,7 @@ describe("the freshness monitor", () => {
     await admin.call("CLIENT", "PAUSE", "1500", "ALL");
     const pausedAt = performance.now();
     await waitFor(async () => (!m.trusted ? true : undefined), { timeoutMs: 1_400, intervalMs: 5, what: "distrust while paused" });
-    expect(performance.now() - pausedAt).toBeLessThanOrEqual(DELTA + 60);
+    expect(performance.now() - pausedAt).toBeLessThanOrEqual(DELTA + 150);
     m.stop();
     await sleep(1_200); // let the pause end before the next test
   });
@@ -157,7 +157,7 @@ describe("the bound in the cache", () => {
         await sleep(5);
         read = await cache.get(1, load);
       }
-      expect(performance.now() - stalledAt).toBeLessThanOrEqual(DELTA + POLL + 100);
+      expect(performance.now() - stalledAt).toBeLessThanOrEqual(DELTA + POLL + 200);
       expect(read.source).toBe("MISS"); // read through…
       expect(events).toContain("revalidate_stale");
       expect(await admin.get(entityKeys(SCHEMA, "product", 1).value)).toBeNull(); // …and evicted for the fleet
