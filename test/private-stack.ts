@@ -7,7 +7,7 @@
  * database (test/stack.env).
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { promisify } from "node:util";
@@ -127,7 +127,11 @@ export class PrivateConnect {
   private worker: OwnedProcess | null = null;
   private port = 0;
 
-  constructor(id: string) {
+  private readonly bootstrap: string | null;
+
+  /** `bootstrap`: the Kafka it uses (default: the shared broker of infra/kafka/connect.properties). */
+  constructor(id: string, bootstrap?: string) {
+    this.bootstrap = bootstrap ?? null;
     // Fixed per id: its internal topics and the connector's topics are reused across runs.
     this.name = `flashsale-test-${id}`;
     this.slot = `flashsale_test_${id.replaceAll("-", "_")}_slot`;
@@ -154,8 +158,9 @@ export class PrivateConnect {
     const props = `${base
       .split("\n")
       .filter((l) => !/^(group\.id|listeners|rest\.advertised\.port|(config|offset|status)\.storage\.topic)=/.test(l))
+      .filter((l) => !(this.bootstrap && l.startsWith("bootstrap.servers=")))
       .join("\n")}
-group.id=${this.name}-worker
+${this.bootstrap ? `bootstrap.servers=${this.bootstrap}\n` : ""}group.id=${this.name}-worker
 listeners=http://127.0.0.1:${this.port}
 rest.advertised.port=${this.port}
 config.storage.topic=${this.name}-configs
@@ -261,4 +266,85 @@ export async function cached(catalogUrl: string, id: number, timeoutMs = 10_000)
     },
     { timeoutMs, intervalMs: 20, what: `a cache hit for product ${id} at ${catalogUrl}` },
   );
+}
+
+/**
+ * A private single-node Kafka (KRaft broker + controller, the jars and settings of infra/native, its own
+ * ports and a temporary log dir), for a test that stops Kafka without touching the shared broker.
+ */
+export class PrivateKafka {
+  private worker: OwnedProcess | null = null;
+  private dir = "";
+  port = 0;
+
+  get brokers(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+  pause(): void {
+    this.worker?.pause();
+  }
+  resume(): void {
+    this.worker?.resume();
+  }
+
+  async start(): Promise<void> {
+    this.port = await freePort();
+    const controller = await freePort();
+    const dir = mkdtempSync(`${tmpdir()}/flashsale-kafka-`);
+    this.dir = dir;
+    const base = readFileSync(`${ROOT}infra/kafka/server.properties`, "utf8");
+    const props = `${base
+      .split("\n")
+      .filter((l) => !/^(controller\.quorum\.voters|listeners|advertised\.listeners|log\.dirs)=/.test(l))
+      .join("\n")}
+controller.quorum.voters=1@127.0.0.1:${controller}
+listeners=PLAINTEXT://127.0.0.1:${this.port},CONTROLLER://127.0.0.1:${controller}
+advertised.listeners=PLAINTEXT://127.0.0.1:${this.port}
+log.dirs=${dir}/data
+`;
+    writeFileSync(`${dir}/server.properties`, props);
+    const java = process.env.JAVA_HOME ? `${process.env.JAVA_HOME}/bin/java` : "java";
+    const jopts = [
+      "-Djava.awt.headless=true",
+      `-Dlog4j2.configurationFile=${ROOT}infra/kafka/log4j2.properties`,
+      "-cp",
+      `${ROOT}.state/jars/kafka/*`,
+    ];
+    // A cluster id is 16 random bytes, base64url without padding; --cluster-id=<id> because it may start with '-'.
+    const id = Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("base64url");
+    await execFileP(java, [...jopts, "kafka.tools.StorageTool", "format", `--cluster-id=${id}`, "-c", `${dir}/server.properties`], {
+      timeout: 60_000,
+    });
+    const proc = spawn(
+      java,
+      ["-Xms128m", "-Xmx384m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", ...jopts, "kafka.Kafka", `${dir}/server.properties`],
+      {
+        stdio: "ignore",
+      },
+    );
+    this.worker = owned(proc, this.brokers);
+    await waitFor(
+      async () => {
+        if (proc.exitCode !== null) throw new Error(`private kafka exited (${proc.exitCode})`);
+        const { Kafka, logLevel } = await import("kafkajs");
+        const admin = new Kafka({ brokers: [this.brokers], logLevel: logLevel.NOTHING, retry: { retries: 0 } }).admin();
+        try {
+          await admin.connect();
+          await admin.listTopics();
+          return true;
+        } catch {
+          return undefined;
+        } finally {
+          await admin.disconnect().catch(() => {});
+        }
+      },
+      { timeoutMs: 60_000, intervalMs: 250, what: `private kafka on ${this.port}` },
+    );
+  }
+
+  async stop(): Promise<void> {
+    await this.worker?.stop();
+    this.worker = null;
+    if (this.dir) rmSync(this.dir, { recursive: true, force: true });
+  }
 }
