@@ -13,8 +13,6 @@
  *
  * Writes bench/results/checkout-rush.{json,md}.
  */
-import { execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { StockGate } from "@flashsale/cache";
 import { checkout } from "@flashsale/checkout";
@@ -23,6 +21,7 @@ import { createLogger } from "@flashsale/telemetry";
 import { insertProducts, percentile, pgPool, redisClient, runId, TEST_ENV } from "@flashsale/testkit";
 import { bulkhead } from "cockatiel";
 import { legacyPlaceOrder } from "./checkout-legacy.ts";
+import { pgbenchSingleRow, sampleWaits } from "./checkout-lib.ts";
 import { naiveCheckout } from "./naive-checkout.ts";
 
 const BUYERS = Number(process.argv[2] ?? 2000);
@@ -65,31 +64,6 @@ const scenarios: Scenario[] = [
   { name: "1,000 SKUs", skus: 1000, stockPerSku: 1000 },
 ].filter((s) => !ONLY || s.name === ONLY);
 
-/** pgbench (the native Postgres' binary) on one row: the single-row ceiling on this machine, now. */
-function pgbenchSingleRow(seconds = 10, clients = 10): { tps: number; command: string } | null {
-  const candidates = [process.env.PGBENCH, "/usr/lib/postgresql/15/bin/pgbench", "pgbench"].filter(Boolean) as string[];
-  const bin = candidates.find((c) => c === "pgbench" || existsSync(c));
-  if (!bin) return null;
-  const url = new URL(TEST_ENV.databaseUrl);
-  const script = "/tmp/flashsale-pgbench-single-row.sql";
-  execFileSync("bash", [
-    "-c",
-    `printf '%s\\n' 'UPDATE bench_single_row SET available = available - 1 WHERE id = 1 AND available >= 1;' > ${script}`,
-  ]);
-  const args = ["-n", "-M", "prepared", "-c", String(clients), "-j", "2", "-T", String(seconds), "-f", script];
-  const env = {
-    ...process.env,
-    PGHOST: url.hostname,
-    PGPORT: url.port || "5432",
-    PGUSER: decodeURIComponent(url.username),
-    PGPASSWORD: decodeURIComponent(url.password),
-    PGDATABASE: url.pathname.slice(1),
-  };
-  const out = execFileSync(bin, args, { env, encoding: "utf8" });
-  const tps = Number(/tps = ([\d.]+)/.exec(out)?.[1]);
-  return { tps: Math.round(tps), command: `pgbench ${args.join(" ")}` };
-}
-
 async function statementCalls(): Promise<{ statements: number; transactions: number }> {
   if (!hasStatements) return { statements: Number.NaN, transactions: Number.NaN };
   const { rows } = await pool.query<{ statements: string; transactions: string }>(
@@ -98,30 +72,6 @@ async function statementCalls(): Promise<{ statements: number; transactions: num
      FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())`,
   );
   return { statements: Number(rows[0]?.statements), transactions: Number(rows[0]?.transactions) };
-}
-
-/** Wait events of active backends, sampled every 20 ms while a rush runs. */
-function sampleWaits(): { stop: () => Promise<Record<string, number>> } {
-  const counts: Record<string, number> = {};
-  let running = true;
-  const loop = (async () => {
-    while (running) {
-      const { rows } = await pool.query<{ w: string; n: number }>(
-        `SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU') AS w, count(*)::int AS n FROM pg_stat_activity
-         WHERE datname = current_database() AND state = 'active' AND backend_type = 'client backend'
-           AND pid <> pg_backend_pid() AND query NOT LIKE '%pg_stat_activity%' GROUP BY 1`,
-      );
-      for (const r of rows) counts[r.w] = (counts[r.w] ?? 0) + r.n;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  })();
-  return {
-    stop: async () => {
-      running = false;
-      await loop;
-      return counts;
-    },
-  };
 }
 
 function placerFor(mode: Mode): OrderPlacer | null {
@@ -162,7 +112,7 @@ async function runOne(s: Scenario, mode: Mode, warmUp = false) {
   const placedLatencies: number[] = [];
   const outcomes: Record<string, number> = {};
   const before = await statementCalls();
-  const waits = sampleWaits();
+  const waits = sampleWaits(pool);
   const started = performance.now();
   let next = 0;
   await Promise.all(
@@ -213,10 +163,7 @@ async function runOne(s: Scenario, mode: Mode, warmUp = false) {
   };
 }
 
-// The single-row table pgbench decrements (private to the benchmark; refilled per run).
-await pool.query("CREATE TABLE IF NOT EXISTS bench_single_row (id int PRIMARY KEY, available bigint NOT NULL)");
-await pool.query("INSERT INTO bench_single_row VALUES (1, 1000000000) ON CONFLICT (id) DO UPDATE SET available = 1000000000");
-const pgbench = pgbenchSingleRow();
+const pgbench = await pgbenchSingleRow(pool);
 console.log(JSON.stringify({ pgbench }));
 
 const results: Awaited<ReturnType<typeof runOne>>[] = [];

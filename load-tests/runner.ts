@@ -509,7 +509,7 @@ export async function runLoadTest(o: RunOptions): Promise<RunResult> {
       Object.keys(summary.checkoutOutcomes).length
         ? `Checkout outcomes: ${Object.entries(summary.checkoutOutcomes)
             .map(([k, v]) => `${k} ${v}`)
-            .join(", ")}.`
+            .join(", ")}; ${fmt((summary.checkoutOutcomes.placed ?? 0) / summary.durationS, 0)} orders/s over the run.`
         : "",
       summary.droppedIterations ? `Dropped iterations (all VUs busy): ${summary.droppedIterations}.` : "",
       summary.thresholdsFailed.length
