@@ -291,12 +291,17 @@ export class ProtocolCache<T> implements VersionedCache<T> {
     this.emit("lease_wait");
     const deadline = this.opts.now() + this.opts.waitForFillMs;
     let delay = 2;
+    const token = randomUUID();
     while (this.opts.now() < deadline) {
       await sleep(delay);
       delay = Math.min(delay * 2, 25);
-      let raw: string | null;
+      let raw: string | null = null;
       try {
-        raw = await this.remote.get(k.value);
+        // Not a plain GET: a holder whose fill was refused (or who gave up) released the lease, and
+        // the first waiter to see that takes it over instead of waiting the rest of waitForFillMs.
+        const reply = await this.remote.getOrLease(k, token, this.opts.leaseMs);
+        if (reply.kind === "leased") return this.fillAsLeaseHolder(k, reply.lease, l1Token, load);
+        if (reply.kind === "hit") raw = reply.payload;
       } catch {
         return this.bypass(load);
       }

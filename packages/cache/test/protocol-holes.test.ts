@@ -81,6 +81,31 @@ describe("a refused fill (issue 12 item 9)", () => {
   });
 });
 
+describe("readers waiting for a fill that is refused (issue 12 item 9)", () => {
+  it("take the released lease over at once instead of waiting out waitForFillMs", async () => {
+    const id = nextId++;
+    await invalidate(id, 5);
+    const holderRead = deferred<Row>();
+    let holderStarted = false;
+    const holder = testCache(redis, SCHEMA, { jitter: 0 }).get(id, () => {
+      holderStarted = true;
+      return holderRead.promise;
+    });
+    await waitFor(async () => (holderStarted ? true : undefined), { timeoutMs: 2_000, what: "the holder's DB read" });
+    const events: CacheEvent[] = [];
+    const waiter = testCache(redis, SCHEMA, { jitter: 0, events, waitForFillMs: 3_000 }).get(id, async () => ({ id, version: 1 }));
+    await new Promise((r) => setTimeout(r, 50));
+    const refusedAt = performance.now();
+    holderRead.resolve({ id, version: 1 }); // refused by the fence: its lease is released
+    await holder;
+    const read = await waiter;
+    expect(read.value?.version).toBe(1);
+    expect(events).toContain("lease_wait");
+    expect(events).not.toContain("lease_wait_timeout");
+    expect(performance.now() - refusedAt).toBeLessThan(1_000);
+  });
+});
+
 describe("negative caching (issue 13 item 3)", () => {
   it("caches absent under the lease, and an invalidation (an INSERT through CDC) evicts the marker", async () => {
     const id = nextId++;
