@@ -109,18 +109,36 @@ describe("auditOrders", () => {
   it("flags an order charged a price other than the effective price at its commit", async () => {
     const since = new Date();
     const p = await insertProduct(pool, { sku: `AU-${runId()}`, listPriceCents: 700, stock: 10 });
-    const order = async (price: number) => {
-      const { rows } = await pool.query("INSERT INTO orders (cart_id, total_cents) VALUES (gen_random_uuid(), $1) RETURNING id", [price]);
-      await pool.query("INSERT INTO order_items (order_id, product_id, quantity, unit_price_cents) VALUES ($1, $2, 1, $3)", [
-        rows[0].id,
-        p.id,
-        price,
-      ]);
-      return rows[0].id as string;
+    // `bypass`: the line skips the commit-time price trigger (migration 20261127010000), as a write
+    // with triggers off would (replica role, a restore): the audit is the check that sees it. The
+    // trigger is disabled inside this one transaction only (others never see it off).
+    const order = async (price: number, bypass = false) => {
+      const client = await pool.connect();
+      try {
+        await client.query("BEGIN");
+        if (bypass) await client.query("ALTER TABLE order_items DISABLE TRIGGER order_items_price_at_commit");
+        const { rows } = await client.query("INSERT INTO orders (cart_id, total_cents) VALUES (gen_random_uuid(), $1) RETURNING id", [
+          price,
+        ]);
+        await client.query("INSERT INTO order_items (order_id, product_id, quantity, unit_price_cents) VALUES ($1, $2, 1, $3)", [
+          rows[0].id,
+          p.id,
+          price,
+        ]);
+        if (bypass) await client.query("ALTER TABLE order_items ENABLE TRIGGER order_items_price_at_commit");
+        await client.query("COMMIT");
+        return rows[0].id as string;
+      } catch (err) {
+        await client.query("ROLLBACK");
+        throw err;
+      } finally {
+        client.release();
+      }
     };
     await order(700); // right
     await pool.query("UPDATE products SET list_price_cents = 800 WHERE id = $1", [p.id]);
-    const wrong = await order(700); // committed after the change: should have been 800
+    await expect(order(700)).rejects.toMatchObject({ code: "FS409" }); // the trigger refuses it at COMMIT
+    const wrong = await order(700, true); // committed after the change: should have been 800
     await order(800); // right
 
     const report = await auditOrders(pool, { since, productIds: [p.id] });
