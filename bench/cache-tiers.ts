@@ -10,18 +10,26 @@
  *   pnpm exec tsx bench/cache-tiers.ts [secondsPerRun=5] [rounds=3]
  *
  * Writes bench/results/cache-tiers.{json,md}.
+ *
+ * On the 2-core machine the load generator (autocannon, this process) would otherwise compete with
+ * the server for the same cores: every server is pinned to CPU 0 and this process to CPU 1
+ * (bench/lib.ts pin), and besides req/s each target's CPU time per request is measured from
+ * /proc (the server's own cost, which the generator's speed cannot flatter). The catalogs use a
+ * private Redis with a published freshness watermark (bench/lib.ts privateRedis).
  */
 import { spawn } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import { invalidateProduct } from "@flashsale/product-cache";
 import { insertProduct, pgPool, productReadCount, redisClient, runId, spawnService, waitFor } from "@flashsale/testkit";
 import autocannon from "autocannon";
+import { cpuSeconds, pidOnPort, pin, privateRedis } from "./lib.ts";
 
 const SECONDS = Number(process.argv[2] ?? 5);
 const ROUNDS = Number(process.argv[3] ?? 3);
 const CONNECTIONS = 50;
 const pool = pgPool();
-const redis = redisClient();
+const priv = await privateRedis();
+const redis = redisClient(priv.url);
 const schema = 6_000 + Math.floor(Math.random() * 1_000);
 const product = await insertProduct(pool, { sku: `BENCH-${runId()}`, listPriceCents: 1234, stock: 1 });
 
@@ -38,6 +46,14 @@ async function startBaseline(port: number, base: "bare" | "service") {
   return { url, stop: async () => void proc.kill("SIGTERM") };
 }
 
+/** The server's pid, pinned to CPU 0 (the generator runs on CPU 1). */
+function pinned(url: string): number {
+  const pid = pidOnPort(Number(new URL(url).port));
+  pin(pid, 0);
+  return pid;
+}
+pin(process.pid, 1);
+
 function load(url: string, seconds = SECONDS): Promise<autocannon.Result> {
   return autocannon({ url: `${url}/products/${product.id}`, connections: CONNECTIONS, duration: seconds });
 }
@@ -46,37 +62,57 @@ function load(url: string, seconds = SECONDS): Promise<autocannon.Result> {
 const targets = {
   "bare fastify": await startBaseline(3190, "bare"),
   "service skeleton, constant JSON": await startBaseline(3189, "service"),
-  "L1 hit": await spawnService("catalog", 3191, { CACHE_SCHEMA_VERSION: String(schema) }),
-  "Redis hit (L1 off)": await spawnService("catalog", 3192, { CACHE_SCHEMA_VERSION: String(schema), CACHE_L1_ENABLED: "false" }),
+  "L1 hit": await spawnService("catalog", 3191, { CACHE_SCHEMA_VERSION: String(schema), REDIS_URL: priv.url }),
+  "Redis hit (L1 off)": await spawnService("catalog", 3192, {
+    CACHE_SCHEMA_VERSION: String(schema),
+    CACHE_L1_ENABLED: "false",
+    REDIS_URL: priv.url,
+  }),
 };
-const samples: Record<string, { rps: number[]; p99: number[]; errors: number }> = {};
-for (const name of Object.keys(targets)) samples[name] = { rps: [], p99: [], errors: 0 };
-for (const t of Object.values(targets)) await load(t.url, 1); // warm-up (JIT, caches)
+const pids = Object.fromEntries(Object.entries(targets).map(([name, t]) => [name, pinned(t.url)]));
+const samples: Record<string, { rps: number[]; p99: number[]; cpuUs: number[]; errors: number }> = {};
+for (const name of Object.keys(targets)) samples[name] = { rps: [], p99: [], cpuUs: [], errors: 0 };
+for (const t of Object.values(targets)) await load(t.url, 2); // warm-up (JIT, caches)
 for (let round = 0; round < ROUNDS; round++) {
   for (const [name, t] of Object.entries(targets)) {
+    const pid = pids[name] as number;
+    const cpu0 = cpuSeconds(pid);
     const r = await load(t.url);
-    const s = samples[name] as { rps: number[]; p99: number[]; errors: number };
+    const cpuUs = ((cpuSeconds(pid) - cpu0) * 1e6) / Math.max(1, r.requests.total);
+    const s = samples[name] as { rps: number[]; p99: number[]; cpuUs: number[]; errors: number };
     s.rps.push(r.requests.average);
     s.p99.push(r.latency.p99);
+    s.cpuUs.push(cpuUs);
     s.errors += r.errors + r.non2xx;
-    console.log(`round ${round + 1} ${name}: ${r.requests.average.toFixed(0)} req/s, p99 ${r.latency.p99} ms`);
+    console.log(
+      `round ${round + 1} ${name}: ${r.requests.average.toFixed(0)} req/s, p99 ${r.latency.p99} ms, ${cpuUs.toFixed(1)} CPU µs/req`,
+    );
   }
 }
 for (const t of Object.values(targets)) await t.stop();
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const bareRps = mean(samples["bare fastify"]?.rps ?? []);
+const bareCpu = mean(samples["bare fastify"]?.cpuUs ?? []);
 const tiers = Object.entries(samples).map(([name, s]) => ({
   name,
   reqPerSec: Math.round(mean(s.rps)),
   p99Ms: Math.round(mean(s.p99) * 10) / 10,
   ratioToBare: Math.round((mean(s.rps) / bareRps) * 100) / 100,
+  cpuUsPerRequest: Math.round(mean(s.cpuUs) * 10) / 10,
+  /** bare's CPU per request / this target's: the throughput ratio a saturated server would show. */
+  cpuRatioToBare: Math.round((bareCpu / mean(s.cpuUs)) * 100) / 100,
   errors: s.errors,
 }));
 
 // ---- 2. stampede: DB reads per invalidation, protocol vs plain ----
 async function stampede(mode: "protocol" | "plain", port: number) {
-  const svc = await spawnService("catalog", port, { CACHE_SCHEMA_VERSION: String(schema + (mode === "plain" ? 1 : 2)), CACHE_MODE: mode });
+  const svc = await spawnService("catalog", port, {
+    CACHE_SCHEMA_VERSION: String(schema + (mode === "plain" ? 1 : 2)),
+    CACHE_MODE: mode,
+    REDIS_URL: priv.url,
+  });
+  pinned(svc.url);
   const s = mode === "plain" ? schema + 1 : schema + 2;
   const running = load(svc.url, SECONDS);
   await new Promise((r) => setTimeout(r, 500)); // let the load ramp up
@@ -123,11 +159,13 @@ await writeFile(new URL("./results/cache-tiers.json", import.meta.url), `${JSON.
 const md = [
   `# Cache tiers (${summary.measuredAt})`,
   "",
-  `autocannon, ${CONNECTIONS} connections, ${ROUNDS} interleaved rounds of ${SECONDS} s per target, loopback, 2 cores shared by server and load generator.`,
+  `\`pnpm exec tsx bench/cache-tiers.ts ${SECONDS} ${ROUNDS}\`: autocannon, ${CONNECTIONS} connections, ${ROUNDS} interleaved rounds of ${SECONDS} s per target, loopback; every server pinned to CPU 0, the load generator to CPU 1 (other processes of the machine run on both).`,
   "",
-  "| served by | req/s | p99 ms | × bare fastify | errors |",
-  "|---|---|---|---|---|",
-  ...tiers.map((t) => `| ${t.name} | ${t.reqPerSec} | ${t.p99Ms} | ${t.ratioToBare} | ${t.errors} |`),
+  "| served by | req/s | p99 ms | × bare fastify (req/s) | server CPU µs / request | × bare fastify (CPU per request) | errors |",
+  "|---|---|---|---|---|---|---|",
+  ...tiers.map(
+    (t) => `| ${t.name} | ${t.reqPerSec} | ${t.p99Ms} | ${t.ratioToBare} | ${t.cpuUsPerRequest} | ${t.cpuRatioToBare} | ${t.errors} |`,
+  ),
   "",
   "Hot key under the same load, invalidated every 100 ms (UPDATE + eviction):",
   "",
@@ -140,3 +178,4 @@ await writeFile(new URL("./results/cache-tiers.md", import.meta.url), md.join("\
 console.log(md.join("\n"));
 await pool.end();
 await redis.quit();
+await priv.stop();

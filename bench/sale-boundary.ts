@@ -7,12 +7,15 @@
  *
  *   pnpm exec tsx bench/sale-boundary.ts [label=after] [products=2000]
  *
- * Writes bench/results/sale-boundary-<label>.{json,md}. The load generator (autocannon, in this
- * process) shares the 2 cores with the catalog: 32 connections, one process each.
+ * Writes bench/results/sale-boundary-<label>.{json,md}. The catalog is pinned to CPU 0 and the load
+ * generator (autocannon, this process, 32 connections) to CPU 1; a private Redis (bench/lib.ts).
+ * The "before" row was measured with this benchmark on the main of 2026-11-26 07:52 (schema v1,
+ * shared test Redis, unpinned), its boundary metric recomputed from its buckets.
  */
 import { writeFile } from "node:fs/promises";
 import { percentile, pgPool, productReadCount, runId, spawnService } from "@flashsale/testkit";
 import autocannon from "autocannon";
+import { pidOnPort, pin, privateRedis } from "./lib.ts";
 
 const LABEL = process.argv[2] ?? "after";
 const N = Number(process.argv[3] ?? 2000);
@@ -20,7 +23,9 @@ const CONNECTIONS = 32;
 const BEFORE_S = 4;
 const AFTER_S = 4;
 const pool = pgPool();
+const priv = await privateRedis();
 const tag = runId();
+pin(process.pid, 1);
 const schema = 7_000 + Math.floor(Math.random() * 1_000);
 
 // The boundary is a DB-clock instant, set far enough ahead to warm every product first.
@@ -42,7 +47,8 @@ const { rows: b } = await pool.query<{ starts: Date; db_now: Date }>(
 const offsetMs = (b[0]?.db_now.getTime() ?? 0) - Date.now();
 const boundaryAppMs = (b[0]?.starts.getTime() ?? 0) - offsetMs;
 
-const catalog = await spawnService("catalog", 3291, { CACHE_SCHEMA_VERSION: String(schema) });
+const catalog = await spawnService("catalog", 3291, { CACHE_SCHEMA_VERSION: String(schema), REDIS_URL: priv.url });
+pin(pidOnPort(3291), 0);
 const url = catalog.url;
 // Warm every product (each one fill), 16 at a time.
 for (let i = 0; i < productIds.length; i += 16) {
@@ -116,6 +122,7 @@ const summary = {
 };
 await pool.query("DELETE FROM products WHERE id = ANY($1::bigint[])", [productIds]);
 await pool.end();
+await priv.stop();
 await writeFile(new URL(`./results/sale-boundary-${LABEL}.json`, import.meta.url), `${JSON.stringify(summary, null, 2)}\n`);
 const md = [
   `# Sale boundary, ${N} products (${LABEL}, ${summary.measuredAt})`,

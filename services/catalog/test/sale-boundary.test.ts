@@ -1,4 +1,5 @@
-import { pgPool, runId, type ServiceProcess, spawnService } from "@flashsale/testkit";
+import { createRedisClient, publishWatermark, redisNowMs } from "@flashsale/cache";
+import { PrivateRedis, pgPool, runId, type ServiceProcess, spawnService } from "@flashsale/testkit";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "./fixture.ts";
@@ -15,12 +16,24 @@ const SKEW_MS = -5_000;
 const schema = 8_000 + Math.floor(Math.random() * 1_000);
 const skewHook = new URL("./skew-clock.mjs", import.meta.url).pathname;
 let pool: pg.Pool;
+let redisServer: PrivateRedis;
+let publisher: ReturnType<typeof createRedisClient>;
+let watermark: NodeJS.Timeout;
 let l1: ServiceProcess;
 let redisTier: ServiceProcess;
 
 beforeAll(async () => {
   pool = pgPool();
+  // A private Redis with a watermark the test publishes (it makes no writes but its own insert):
+  // the staleness bound trusts the cache, so every answer comes from the tiers under test.
+  redisServer = new PrivateRedis(await freePort());
+  await redisServer.start();
+  publisher = createRedisClient({ url: redisServer.url, commandTimeoutMs: 1_000, failFast: false });
+  const publish = async () => void (await publishWatermark(publisher, await redisNowMs(publisher)));
+  await publish();
+  watermark = setInterval(() => void publish().catch(() => {}), 100);
   const env = {
+    REDIS_URL: redisServer.url,
     CACHE_SCHEMA_VERSION: String(schema),
     FAKE_CLOCK_SKEW_MS: String(SKEW_MS),
     NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --import ${skewHook}`.trim(),
@@ -31,7 +44,10 @@ beforeAll(async () => {
   ]);
 });
 afterAll(async () => {
+  clearInterval(watermark);
   await Promise.all([l1?.stop(), redisTier?.stop()]);
+  publisher?.disconnect();
+  await redisServer?.kill();
   await pool.end();
 });
 
