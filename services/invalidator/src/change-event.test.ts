@@ -99,3 +99,39 @@ describe("events routed into the products topic", () => {
     expect(productIdOfKey(buf({ id: "42; drop" }))).toBeNull();
   });
 });
+
+describe("the flattened form (ExtractNewRecordState, add.fields=op,table,source.ts_ms)", () => {
+  const flat = (x: Record<string, unknown>) => buf({ __deleted: "false", __source_ts_ms: 9, ...x });
+  it("reads a products update, a delete (fenced forever), a heartbeat and an epoch", () => {
+    expect(
+      parseProductChange(buf({ id: 7 }), flat({ id: 7, version: 12, change_traceparent: null, __op: "u", __table: "products" })),
+    ).toEqual({
+      kind: "product",
+      id: 7,
+      version: 12,
+      op: "u",
+      committedAtMs: 9,
+      traceparent: null,
+    });
+    expect(
+      parseProductChange(buf({ id: 7 }), flat({ id: 7, version: 1, __op: "d", __table: "products", __deleted: "true" })),
+    ).toMatchObject({
+      id: 7,
+      version: DELETE_FENCE_VERSION,
+    });
+    expect(parseProductChange(buf({ id: 2 }), flat({ id: 2, partition: 1, __op: "u", __table: "cdc_heartbeat" }))).toEqual({
+      kind: "heartbeat",
+      committedAtMs: 9,
+    });
+    expect(
+      parseProductChange(buf({ id: 1 }), flat({ id: 1, reason: "TRUNCATE", version_floor: 40, __op: "c", __table: "cache_epochs" })),
+    ).toMatchObject({ kind: "retire", versionFloor: 40 });
+  });
+
+  it("reads an inventory change, and rejects another table or a missing commit time as poison", () => {
+    const inv = parseInventoryChange(buf({ product_id: 4 }), flat({ product_id: 4, available: 17, __op: "u", __table: "inventory" }));
+    expect(inv).toEqual({ kind: "inventory", productId: 4, available: 17, committedAtMs: 9 });
+    expect(() => parseProductChange(null, flat({ id: 1, version: 1, __op: "u", __table: "orders" }))).toThrow(PoisonMessage);
+    expect(() => parseProductChange(null, buf({ id: 1, version: 1, __op: "u", __table: "products" }))).toThrow(PoisonMessage);
+  });
+});

@@ -72,6 +72,7 @@ function parseEnvelope(key: Buffer | null, value: Buffer | null, tables: readonl
   if (value === null || value.length === 0) return null;
   if (value.length > MAX_EVENT_BYTES) throw new PoisonMessage(`event of ${value.length} bytes exceeds ${MAX_EVENT_BYTES}`);
   const event = parseJson(value, "value");
+  if ("__op" in event) return parseFlattened(event, key, tables);
   const op = event.op;
   if (op !== "c" && op !== "u" && op !== "d" && op !== "r" && op !== "t") throw new PoisonMessage(`unknown op ${JSON.stringify(op)}`);
   const source = asObject(event.source, "source");
@@ -83,6 +84,23 @@ function parseEnvelope(key: Buffer | null, value: Buffer | null, tables: readonl
   if (typeof committedAtMs !== "number") throw new PoisonMessage("source.ts_ms missing");
   const row = op === "t" ? {} : asObject(op === "d" ? event.before : event.after, op === "d" ? "before" : "after");
   return { op, table, committedAtMs, row, key: key ? parseJson(key, "key") : null };
+}
+
+/**
+ * The flattened form infra/debezium sends (ExtractNewRecordState, add.fields=op,table,source.ts_ms):
+ * the row's streamed columns plus `__op`, `__table`, `__source_ts_ms` (and `__deleted`). A delete
+ * carries the key columns (the others at their defaults: not read).
+ */
+function parseFlattened(event: Record<string, unknown>, key: Buffer | null, tables: readonly string[]): Envelope {
+  const op = event.__op;
+  if (op !== "c" && op !== "u" && op !== "d" && op !== "r" && op !== "t") throw new PoisonMessage(`unknown op ${JSON.stringify(op)}`);
+  const table = event.__table ?? tables[0];
+  if (typeof table !== "string" || !tables.includes(table)) {
+    throw new PoisonMessage(`event for table ${JSON.stringify(event.__table)} on the ${tables[0]} topic`);
+  }
+  const committedAtMs = event.__source_ts_ms;
+  if (typeof committedAtMs !== "number") throw new PoisonMessage("__source_ts_ms missing");
+  return { op, table, committedAtMs, row: event, key: key ? parseJson(key, "key") : null };
 }
 
 /** Tables whose events arrive on the products topic (infra/debezium routes the last two there). */
