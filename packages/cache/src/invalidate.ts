@@ -11,10 +11,31 @@ import { withScripts } from "./scripts.ts";
  */
 export async function invalidateEntity(
   redis: RedisClient,
-  opts: { schemaVersion: number; entity: string; id: string | number; version: number; fenceTtlMs: number },
+  opts: {
+    schemaVersion: number;
+    entity: string;
+    id: string | number;
+    version: number;
+    fenceTtlMs: number;
+    /**
+     * An INSERT (re-insert of a deleted id): the delete fence value (e.g. the invalidator's +inf
+     * sentinel) this change replaces by its own version, so fills of the new row pass at once instead
+     * of being refused until the delete fence is collected. Only safe when versions never go
+     * backwards for an id (one sequence for all versions); the sentinel alone is replaced.
+     */
+    replacesDeleteFence?: number;
+  },
 ): Promise<void> {
   const k = entityKeys(opts.schemaVersion, opts.entity, opts.id);
-  await withScripts(redis).fsInvalidate(k.value, k.lease, k.fence, slotKeys(k.value).fences, String(opts.version), String(opts.fenceTtlMs));
+  await withScripts(redis).fsInvalidate(
+    k.value,
+    k.lease,
+    k.fence,
+    slotKeys(k.value).fences,
+    String(opts.version),
+    String(opts.fenceTtlMs),
+    opts.replacesDeleteFence === undefined ? "" : String(opts.replacesDeleteFence),
+  );
 }
 
 /**

@@ -252,10 +252,10 @@ export class ProtocolCache<T> implements VersionedCache<T> {
         await this.releaseLease(k, lease.token);
         return { entry: null, stored: false };
       }
-      // "No such row", judged against the fence as it stood when the lease was taken: any
-      // invalidation since (an INSERT) raised it above that, and refuses this fill.
+      // "No such row", judged against the fence as it stood when the lease was taken: any change of
+      // it since (an INSERT's invalidation; a delete fence lowered or swept) refuses this fill.
       const absent = createAbsentEntry({ startedAt, now, ttlMs: this.opts.negativeTtlMs });
-      const stored = await this.fillPayload(k, lease, lease.fence, encodeEntry(absent), this.opts.negativeTtlMs, failure);
+      const stored = await this.fillPayload(k, lease, null, encodeEntry(absent), this.opts.negativeTtlMs, failure);
       return { entry: null, stored };
     }
     const { entry, ttlMs } = createEntry(this.opts, value, { startedAt, now, baseTtlMs: this.opts.ttlMs, jitter: this.opts.jitter });
@@ -271,7 +271,8 @@ export class ProtocolCache<T> implements VersionedCache<T> {
   private async fillPayload(
     k: EntityKeys,
     lease: Lease,
-    version: number,
+    /** null: "no such row" (see RedisTier.fill). */
+    version: number | null,
     payload: string,
     ttl: number,
     failure: SuppressedOperation,

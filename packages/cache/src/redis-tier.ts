@@ -8,7 +8,7 @@ import { type ScriptCommands, withScripts } from "./scripts.ts";
  * it); the slot's incarnation then (a fill in another incarnation is refused); the fence then (the
  * version a fill of "absent" is judged by).
  */
-export type Lease = { token: string; at: number; incarnation: string; fence: number };
+export type Lease = { token: string; at: number; incarnation: string; fence: string };
 
 export type LeaseReply = { kind: "hit"; payload: string } | { kind: "leased"; lease: Lease } | { kind: "wait" };
 
@@ -46,7 +46,7 @@ export class RedisTier {
     const inc = slotKeys(k.value).incarnation;
     const reply = await this.call(() => this.redis.fsGetOrLease(k.value, k.lease, k.fence, inc, token, String(leaseMs)));
     if (reply[0] === 1) return { kind: "hit", payload: reply[1] };
-    if (reply[0] === 2) return { kind: "leased", lease: { token, at: reply[1], incarnation: reply[2], fence: Number(reply[3]) } };
+    if (reply[0] === 2) return { kind: "leased", lease: { token, at: reply[1], incarnation: reply[2], fence: String(reply[3]) } };
     return { kind: "wait" };
   }
 
@@ -54,7 +54,7 @@ export class RedisTier {
   async tryLease(k: EntityKeys, token: string, leaseMs: number): Promise<Lease | null> {
     const inc = slotKeys(k.value).incarnation;
     const reply = await this.call(() => this.redis.fsTryLease(k.lease, k.fence, inc, token, String(leaseMs)));
-    return reply[0] > 0 ? { token, at: reply[0], incarnation: reply[1] as string, fence: Number(reply[2]) } : null;
+    return reply[0] > 0 ? { token, at: reply[0], incarnation: reply[1] as string, fence: String(reply[2]) } : null;
   }
 
   /**
@@ -62,7 +62,8 @@ export class RedisTier {
    * lease's incarnation; false when refused (our read raced a write, our lease was re-taken, Redis
    * restarted meanwhile, or the fill arrived too late). A refused fill releases its lease.
    */
-  async fill(k: EntityKeys, lease: Lease, version: number, payload: string, ttlMs: number, deadlineMs: number): Promise<boolean> {
+  /** `version` null: a fill of "no such row", judged by the fence being exactly as the lease saw it. */
+  async fill(k: EntityKeys, lease: Lease, version: number | null, payload: string, ttlMs: number, deadlineMs: number): Promise<boolean> {
     const inc = slotKeys(k.value).incarnation;
     return (
       (await this.call(() =>
@@ -72,11 +73,12 @@ export class RedisTier {
           k.fence,
           inc,
           lease.token,
-          String(version),
+          version === null ? lease.fence : String(version),
           payload,
           String(ttlMs),
           String(deadlineMs),
           lease.incarnation,
+          version === null ? "absent" : "value",
         ),
       )) === 1
     );
@@ -85,7 +87,7 @@ export class RedisTier {
   /** The invalidator's eviction, done by a catalog that found a cached value older than Postgres. */
   async invalidate(k: EntityKeys, version: number, fenceTtlMs: number): Promise<void> {
     const fences = slotKeys(k.value).fences;
-    await this.call(() => this.redis.fsInvalidate(k.value, k.lease, k.fence, fences, String(version), String(fenceTtlMs)));
+    await this.call(() => this.redis.fsInvalidate(k.value, k.lease, k.fence, fences, String(version), String(fenceTtlMs), ""));
   }
 
   /** Lets the waiters go (they read the DB themselves) instead of waiting out our lease. */

@@ -48,14 +48,15 @@ return {3}
 
 /**
  * KEYS: value, lease, fence, incarnation. ARGV: leaseToken, rowVersion, payload, ttlMs, deadlineMs,
- * incarnation. Set-if-lease-and-not-fenced. Refuses (returns 0) when:
+ * incarnation, mode ("absent" for a fill of "no such row"). Set-if-lease-and-not-fenced. Refuses (returns 0) when:
  *  - Redis's clock is past deadlineMs (the lease time + the maximum fill age): the fill was held up
  *    on its way (a Redis stall, a partition) longer than the fence protecting it is guaranteed to live;
  *  - the slot's incarnation is not the one the lease was granted in: Redis restarted or failed over
  *    since, and lost the fences that would have refused this read;
  *  - the fence (version of the latest invalidation) is above the row version we read: our read
- *    raced a write and is stale, even if our lease expired meanwhile (a fill of "absent" passes the
- *    fence as it stood at lease time as its version: any invalidation since refuses it);
+ *    raced a write and is stale, even if our lease expired meanwhile; a fill of "absent" passes the
+ *    fence as it stood at lease time instead, and is refused if the fence is not exactly that any
+ *    more (any invalidation since, an INSERT's included, or a fence swept or lowered);
  *  - another caller holds the lease (ours expired and was re-taken; they will fill).
  * A refused fill releases its own lease, so the readers waiting for it go on at once.
  * Otherwise writes the value with its TTL, releases our lease and returns 1.
@@ -68,7 +69,11 @@ end
 if now_ms() > tonumber(ARGV[5]) then return refuse() end
 if redis.call('GET', KEYS[4]) ~= ARGV[6] then return refuse() end
 local fence = redis.call('GET', KEYS[3])
-if fence and tonumber(fence) > tonumber(ARGV[2]) then return refuse() end
+if ARGV[7] == 'absent' then
+  if (fence or '0') ~= ARGV[2] then return refuse() end
+elseif fence and tonumber(fence) > tonumber(ARGV[2]) then
+  return refuse()
+end
 local lease = redis.call('GET', KEYS[2])
 if lease and lease ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
@@ -84,6 +89,10 @@ return 1
  * 0, entry.ts), are deleted. The fence only moves up, so an older event cannot lower it. The fence
  * has no TTL (memory pressure must not evict it); its expiry goes into the slot's index, where
  * SWEEP_FENCES collects it. Idempotent.
+ * ARGV[3] (optional, '' = none): a delete fence value this change may replace even though it is
+ * higher — the re-insert of a deleted id, when versions come from one sequence and so every version
+ * of the deleted row is below the re-insert's (only the exact sentinel is replaced: a real version
+ * is never lowered, so a replayed insert cannot undo a later update's fence).
  */
 export const INVALIDATE = `${NOW_MS}
 local v = redis.call('GET', KEYS[1])
@@ -94,7 +103,7 @@ if v then
 end
 redis.call('DEL', KEYS[2])
 local fence = redis.call('GET', KEYS[3])
-if (not fence) or tonumber(fence) < tonumber(ARGV[1]) then
+if (not fence) or tonumber(fence) < tonumber(ARGV[1]) or (ARGV[3] ~= '' and fence == ARGV[3]) then
   redis.call('SET', KEYS[3], ARGV[1])
 else
   redis.call('PERSIST', KEYS[3])
@@ -154,8 +163,17 @@ export interface ScriptCommands {
     ttlMs: string,
     deadlineMs: string,
     expectedIncarnation: string,
+    mode: "value" | "absent",
   ): Promise<0 | 1>;
-  fsInvalidate(value: string, lease: string, fence: string, fenceIndex: string, version: string, fenceTtlMs: string): Promise<1>;
+  fsInvalidate(
+    value: string,
+    lease: string,
+    fence: string,
+    fenceIndex: string,
+    version: string,
+    fenceTtlMs: string,
+    replacesDeleteFence: string,
+  ): Promise<1>;
   fsSweepFences(fenceIndex: string, limit: string): Promise<number>;
   fsReleaseLease(lease: string, token: string): Promise<0 | 1>;
   fsTryLease(lease: string, fence: string, incarnation: string, token: string, leaseMs: string): Promise<[number, string, string] | [0]>;

@@ -106,6 +106,29 @@ describe("readers waiting for a fill that is refused (issue 12 item 9)", () => {
   });
 });
 
+describe("a re-inserted id (issue 12 item 9: the delete fence need not hold for its whole time)", () => {
+  it("replaces the +inf delete fence by the re-insert's version: its fills pass at once, older ones stay refused", async () => {
+    const id = nextId++;
+    const k = entityKeys(SCHEMA, "product", id);
+    const DELETED = Number.MAX_SAFE_INTEGER;
+    await invalidate(id, DELETED);
+    const insert = { schemaVersion: SCHEMA, entity: "product", id, version: 70, fenceTtlMs: 60_000, replacesDeleteFence: DELETED };
+    await invalidateEntity(admin, insert);
+    expect(await admin.get(k.fence)).toBe("70");
+    const events: CacheEvent[] = [];
+    const cache = testCache(redis, SCHEMA, { jitter: 0, events });
+    await cache.get(id, async () => ({ id, version: 70 }));
+    expect(events).toEqual(["miss", "fill"]);
+    // A replayed insert after a later update never lowers the update's fence.
+    await invalidate(id, 90);
+    await invalidateEntity(admin, insert);
+    expect(await admin.get(k.fence)).toBe("90");
+    const older: CacheEvent[] = [];
+    await testCache(redis, SCHEMA, { jitter: 0, events: older }).get(id, async () => ({ id, version: 80 }));
+    expect(older).toContain("fill_refused");
+  });
+});
+
 describe("negative caching (issue 13 item 3)", () => {
   it("caches absent under the lease, and an invalidation (an INSERT through CDC) evicts the marker", async () => {
     const id = nextId++;
@@ -141,5 +164,25 @@ describe("negative caching (issue 13 item 3)", () => {
     expect((await racing).value).toBeNull();
     expect(events).toContain("fill_refused");
     expect(await admin.get(entityKeys(SCHEMA, "product", id).value)).toBeNull();
+  });
+
+  it("refuses it when the fence moved down since the lease (a delete fence at +inf lowered to the re-insert's version)", async () => {
+    const id = nextId++;
+    const k = entityKeys(SCHEMA, "product", id);
+    await invalidate(id, Number.MAX_SAFE_INTEGER); // the row was deleted
+    const events: CacheEvent[] = [];
+    const cache = testCache(redis, SCHEMA, { jitter: 0, events, negativeTtlMs: 5_000 });
+    const read = deferred<Row | null>();
+    let started = false;
+    const racing = cache.get(id, () => {
+      started = true;
+      return read.promise;
+    });
+    await waitFor(async () => (started ? true : undefined), { timeoutMs: 2_000, what: "the DB read" });
+    await admin.set(k.fence, "7"); // re-inserted at version 7; a fence that only compared "above" would let "absent" in
+    read.resolve(null);
+    await racing;
+    expect(events).toContain("fill_refused");
+    expect(await admin.get(k.value)).toBeNull();
   });
 });
