@@ -54,6 +54,8 @@ const clockOf = (p: pg.Pool): Promise<ClockOffset> =>
 interface LoadResult {
   reads: ObservedRead[];
   failed: number;
+  /** Failed reads by HTTP status and error code (or the exception's name). */
+  failures: Record<string, number>;
   paths: Record<string, number>;
   seconds: number;
 }
@@ -68,7 +70,11 @@ async function load(o: {
   db: pg.Pool;
 }): Promise<LoadResult> {
   const until = Date.now() + o.seconds * 1000;
-  const out: LoadResult = { reads: [], failed: 0, paths: {}, seconds: o.seconds };
+  const out: LoadResult = { reads: [], failed: 0, failures: {}, paths: {}, seconds: o.seconds };
+  const fail = (why: string) => {
+    out.failed++;
+    out.failures[why] = (out.failures[why] ?? 0) + 1;
+  };
   const pick = <T>(xs: T[]) => xs[Math.floor(Math.random() * xs.length)] as T;
   const reader = async () => {
     while (Date.now() < until) {
@@ -78,14 +84,14 @@ async function load(o: {
         const res = await fetch(`${pick(o.catalogs)}/products/${id}`, { signal: AbortSignal.timeout(5_000) });
         const body = await res.text();
         if (res.status !== 200) {
-          out.failed++;
+          fail(`${res.status} ${(/"error":"([A-Z_]+)"/.exec(body) ?? [])[1] ?? ""}`.trim());
           continue;
         }
         out.reads.push({ productId: id, startedAtMs, version: (JSON.parse(body) as { version: number }).version });
         const path = res.headers.get("x-cache") ?? "none";
         out.paths[path] = (out.paths[path] ?? 0) + 1;
-      } catch {
-        out.failed++;
+      } catch (err) {
+        fail((err as Error).name);
       }
     }
   };
@@ -112,6 +118,7 @@ async function judge(name: string, r: LoadResult, ids: number[], clock: ClockOff
     reads: report.reads,
     readsPerS: Math.round(report.reads / r.seconds),
     failedReads: r.failed,
+    failures: r.failures,
     outdatedReads: report.outdated,
     windowP50Ms: windows.length ? round(percentile(windows, 50)) : 0,
     windowP99Ms: windows.length ? round(percentile(windows, 99)) : 0,
@@ -142,7 +149,14 @@ async function withPause(o: Parameters<typeof load>[0], pause: () => void, resum
 const owned: Array<{ stop(): Promise<void> }> = [];
 const connect = new PrivateConnect("bench-staleness");
 const results: Array<Awaited<ReturnType<typeof judge>>> = [];
-const dbLoad: Array<{ mode: string; statementsPerS: number; readsPerS: number; failedReads: number; paths: Record<string, number> }> = [];
+const dbLoad: Array<{
+  mode: string;
+  statementsPerS: number;
+  readsPerS: number;
+  failedReads: number;
+  failures: Record<string, number>;
+  paths: Record<string, number>;
+}> = [];
 try {
   // ---------------- the private pipeline ----------------
   const redis = await startRedis();
@@ -271,6 +285,7 @@ try {
           statementsPerS: Math.round((after - before) / r.seconds),
           readsPerS: Math.round(r.reads.length / r.seconds),
           failedReads: r.failed,
+          failures: r.failures,
           paths: r.paths,
         };
         console.log(JSON.stringify(row));
@@ -324,7 +339,9 @@ const md = [
   "",
   "| mode | Postgres statements/s | reads/s | failed reads |",
   "|---|---|---|---|",
-  ...dbLoad.map((d) => `| ${d.mode} | ${d.statementsPerS} | ${d.readsPerS} | ${d.failedReads} |`),
+  ...dbLoad.map(
+    (d) => `| ${d.mode} | ${d.statementsPerS} | ${d.readsPerS} | ${d.failedReads} ${d.failedReads ? JSON.stringify(d.failures) : ""} |`,
+  ),
   "",
 ].join("\n");
 await writeFile(new URL("./results/staleness.json", import.meta.url), `${JSON.stringify(summary, null, 2)}\n`);
