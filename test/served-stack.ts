@@ -115,7 +115,8 @@ async function onlyHeartbeats(topic: string, from: string, to: string): Promise<
             if (Number(m.offset) >= high) break;
             const table = (() => {
               try {
-                return JSON.parse(m.value?.toString() ?? "null")?.source?.table;
+                const v = JSON.parse(m.value?.toString() ?? "null");
+                return v?.__table ?? v?.source?.table;
               } catch {
                 return undefined;
               }

@@ -187,6 +187,9 @@ describe("deploy/k8s", () => {
       "transforms.intoProducts.type",
       "transforms.intoProducts.regex",
       "transforms.intoProducts.replacement",
+      "transforms.unwrap.type",
+      "transforms.unwrap.add.fields",
+      "transforms.unwrap.delete.tombstone.handling.mode",
     ]) {
       expect(String(connector.config[key]), key).toBe(native[key]);
     }
