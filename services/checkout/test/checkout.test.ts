@@ -251,6 +251,11 @@ describe("checkout during a bulk import", () => {
       Array.from({ length: 1000 }, (_, i) => insertProduct(pool, { sku: `CO-${run}-imp-${i}`, listPriceCents: 1000, stock: 1000 })),
     );
     const buyers = await Promise.all(Array.from({ length: 150 }, (_, i) => cartWith((products[(i * 7) % 1000] as { id: number }).id, 1)));
+    // A second wave checks out once the import has committed (the first may all be done by then:
+    // checkout is one statement now), so orders land on both sides of it whatever the timing.
+    const lateBuyers = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => cartWith((products[(i * 11 + 3) % 1000] as { id: number }).id, 1)),
+    );
 
     // Each buyer checks out; on PRICE_CHANGED re-confirms (re-adds the line) and tries once more.
     const buyer = async (cartId: string, i: number) => {
@@ -263,7 +268,7 @@ describe("checkout during a bulk import", () => {
       return res;
     };
     const importRows = products.map((p) => ({ sku: p.sku, listPriceCents: 1100 }));
-    const [results] = await Promise.all([
+    const [early, late] = await Promise.all([
       Promise.all(buyers.map((c, i) => buyer(c, i))),
       (async () => {
         // Let part of the rush commit first, so orders land on both sides of the import.
@@ -276,9 +281,11 @@ describe("checkout during a bulk import", () => {
           },
           { timeoutMs: 30_000, intervalMs: 2, what: "30 orders before the import" },
         );
-        return importListPrices(db, importRows);
+        await importListPrices(db, importRows);
+        return Promise.all(lateBuyers.map((c, i) => buyer(c, 1_000 + i)));
       })(),
     ]);
+    const results = [...early, ...late];
     expect(results.every((r) => r.statusCode === 201 || r.statusCode === 409)).toBe(true);
 
     // The audit compares each order's unit price with the price state committed last
