@@ -8,6 +8,9 @@ export interface Row {
   version: number;
   priceCents?: number;
   validUntil?: number | null;
+  /** What the consistency checker reads of a cached product's schedule (packages/consistency). */
+  listPriceCents?: number;
+  sale?: null;
 }
 
 export const isRow = (x: unknown): x is Row => typeof x === "object" && x !== null && typeof (x as Row).version === "number";
