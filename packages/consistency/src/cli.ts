@@ -6,7 +6,7 @@
  * a price other than the effective price at its commit.
  */
 import { parseArgs } from "node:util";
-import { createRedisClient, redisReady } from "@flashsale/cache";
+import { createRedisClient, liveSchemaVersions, redisReady } from "@flashsale/cache";
 import pg from "pg";
 import { checkCacheConsistency } from "./cache-check.ts";
 import { auditOrders } from "./order-audit.ts";
@@ -34,23 +34,41 @@ const redis = createRedisClient({
 redis.on("error", () => {}); // a failed command below ends the run with its error
 try {
   await redisReady(redis);
-  const cache = await checkCacheConsistency({
-    redis,
-    pool,
-    schemaVersion: Number(process.env.CACHE_SCHEMA_VERSION ?? 1),
-    maxKeys: Number(values["max-keys"] ?? 100_000),
-    graceMs: Number(values["grace-ms"] ?? 2_000),
-  });
+  // Every live schema version (what catalogs announce, as the invalidator evicts them) plus CACHE_SCHEMA_VERSION.
+  const own = Number(process.env.CACHE_SCHEMA_VERSION ?? 1);
+  const versions = [...new Set([own, ...(await liveSchemaVersions(redis))])].sort((a, b) => a - b);
+  const reports = [];
+  for (const schemaVersion of versions) {
+    reports.push(
+      await checkCacheConsistency({
+        redis,
+        pool,
+        schemaVersion,
+        maxKeys: Number(values["max-keys"] ?? 100_000),
+        graceMs: Number(values["grace-ms"] ?? 2_000),
+      }),
+    );
+  }
+  const keysChecked = reports.reduce((n, r) => n + r.keysChecked, 0);
+  const staleBeyondGrace = reports.reduce((n, r) => n + r.staleBeyondGrace, 0);
+  const fraction = keysChecked === 0 ? 0 : staleBeyondGrace / keysChecked;
+  const cache = {
+    schemaVersions: versions,
+    keysChecked,
+    inconsistent: reports.flatMap((r) => r.inconsistent),
+    staleBeyondGrace,
+    nines: fraction === 0 ? Number.POSITIVE_INFINITY : -Math.log10(fraction),
+  };
   const orders = await auditOrders(pool, { since: new Date(values.since ?? 0) });
   if (values.json) {
     console.log(JSON.stringify({ cache, orders }, null, 2));
   } else {
     console.log(
-      `cache: ${cache.keysChecked} keys checked, ${cache.inconsistent.length} inconsistent (${cache.staleBeyondGrace} beyond grace), nines ${cache.nines === Infinity ? "∞" : cache.nines.toFixed(2)}`,
+      `cache (schema versions ${cache.schemaVersions.join(", ")}): ${cache.keysChecked} keys checked, ${cache.inconsistent.length} inconsistent (${cache.staleBeyondGrace} beyond grace), nines ${cache.nines === Infinity ? "∞" : cache.nines.toFixed(2)}`,
     );
     for (const i of cache.inconsistent.slice(0, 20))
       console.log(
-        `  product ${i.productId}: cached v${i.cachedVersion} ${i.cachedPriceCents}¢, db v${i.dbVersion} ${i.dbPriceCents}¢, for ${i.ageMs} ms`,
+        `  product ${i.productId}: cached v${i.cachedVersion} ${i.cachedPriceCents}¢, ${i.dbVersion === null ? "row gone" : `db v${i.dbVersion} ${i.dbPriceCents}¢`}, for ${i.ageMs} ms`,
       );
     console.log(
       `orders: ${orders.orderLinesChecked} lines checked (${orders.unauditable} without commit timestamps/history), ${orders.wrongPrice.length} at a wrong price, ${orders.negativeStockProducts} products below zero stock`,
