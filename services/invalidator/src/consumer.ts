@@ -138,6 +138,7 @@ export async function startInvalidator(opts: InvalidatorOptions): Promise<Runnin
   const partitions = opts.topicPartitions ?? 3;
   await ensureTopics(opts.kafka, [...topics.consumed, topics.deadLetter], partitions);
   let watermark: WatermarkProducer | null = null;
+  let partitionWatch: NodeJS.Timeout | null = null;
   if (opts.pool) {
     const productsPartitions = await partitionCount(opts.kafka, topics.products);
     // Evictions never wait for Postgres: heartbeat rows missing only hold the watermark back (catalogs revalidate).
@@ -148,7 +149,7 @@ export async function startInvalidator(opts: InvalidatorOptions): Promise<Runnin
         if (!stopping) setTimeout(ensure, 5_000).unref();
       });
     void ensure();
-    watermark = startWatermarkProducer({
+    const producer = startWatermarkProducer({
       redis: opts.redis,
       pool: opts.pool,
       topic: topics.products,
@@ -156,6 +157,24 @@ export async function startInvalidator(opts: InvalidatorOptions): Promise<Runnin
       metrics: opts.metrics,
       logger: opts.logger,
     });
+    watermark = producer;
+    // Partitions added to the products topic while running: a heartbeat row for each, and the
+    // minimum waits for them (until then nothing newer is published).
+    let known = productsPartitions;
+    partitionWatch = setInterval(async () => {
+      try {
+        const n = await partitionCount(opts.kafka, topics.products);
+        if (n > known) {
+          producer.setPartitions(n);
+          await ensureHeartbeatRows(pool, n);
+          opts.logger.warn({ partitions: n }, "products topic has more partitions: heartbeat rows added");
+          known = n;
+        }
+      } catch (err) {
+        opts.logger.warn({ err: (err as Error).message }, "products topic partitions not read");
+      }
+    }, 30_000);
+    partitionWatch.unref();
   }
   await producer.connect();
   await consumer.connect();
@@ -191,6 +210,7 @@ export async function startInvalidator(opts: InvalidatorOptions): Promise<Runnin
       stopping = true;
       versions.stop();
       watermark?.stop();
+      if (partitionWatch) clearInterval(partitionWatch);
       await consumer.disconnect();
       await producer.disconnect();
     },

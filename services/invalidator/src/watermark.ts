@@ -21,6 +21,8 @@ import { Gauge, type Registry } from "prom-client";
 export interface WatermarkProducer {
   /** Every message of `partition` up to and including a heartbeat committed at `dbMs` is applied. */
   heartbeatApplied(partition: number, dbMs: number): Promise<void>;
+  /** The products topic now has `n` partitions (partitions were added): the minimum covers them all. */
+  setPartitions(n: number): void;
   stop(): void;
 }
 
@@ -100,6 +102,7 @@ export function startWatermarkProducer(opts: {
   logger: Logger;
 }): WatermarkProducer {
   const offset = measureClockOffset(opts);
+  let partitions = opts.partitions;
   const age = new Gauge({
     name: "invalidator_freshness_watermark_age_seconds",
     help: "Age of the published freshness watermark on Redis's clock (every committed change older than it is evicted); alert when it exceeds the catalogs' bound",
@@ -126,10 +129,13 @@ export function startWatermarkProducer(opts: {
     async heartbeatApplied(partition, dbMs) {
       const perPartition = await recordPartitionHeartbeat(opts.redis, opts.topic, partition, dbMs);
       let min = Number.POSITIVE_INFINITY;
-      for (let p = 0; p < opts.partitions; p++) min = Math.min(min, perPartition.get(p) ?? Number.NEGATIVE_INFINITY);
+      for (let p = 0; p < partitions; p++) min = Math.min(min, perPartition.get(p) ?? Number.NEGATIVE_INFINITY);
       const low = offset.lowerBoundMs();
       if (!Number.isFinite(min) || low === null) return; // a partition never heard from, or no clock: publish nothing
       await publishWatermark(opts.redis, min + low - COMMIT_ORDER_SLACK_MS);
+    },
+    setPartitions(n) {
+      partitions = Math.max(partitions, n);
     },
     stop() {
       clearInterval(timer);

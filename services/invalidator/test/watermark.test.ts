@@ -66,6 +66,32 @@ describe("watermark producer", () => {
     }
   });
 
+  it("once partitions are added, waits for the new ones before moving again", async () => {
+    const producer = startWatermarkProducer({
+      redis,
+      pool,
+      topic: "t-wm-grow",
+      partitions: 2,
+      metrics: createMetricsRegistry("wm2"),
+      logger,
+    });
+    try {
+      await new Promise((r) => setTimeout(r, 500));
+      const t = await dbNowMs();
+      await producer.heartbeatApplied(0, t);
+      await producer.heartbeatApplied(1, t);
+      const w = await waitFor(async () => (await published()) ?? undefined, { timeoutMs: 2_000, what: "a watermark" });
+      producer.setPartitions(3);
+      await producer.heartbeatApplied(0, t + 1_000);
+      await producer.heartbeatApplied(1, t + 1_000);
+      expect(await published()).toBe(w); // partition 2 never heard from
+      await producer.heartbeatApplied(2, t + 1_000);
+      expect(await published()).toBeGreaterThan(w);
+    } finally {
+      producer.stop();
+    }
+  });
+
   it("keeps a heartbeat row id for every partition (by the producer's key partitioner; e2e checks Connect agrees: no watermark otherwise)", () => {
     for (const n of [1, 3, 6, 12]) {
       const ids = heartbeatIdsFor(n);
