@@ -91,6 +91,20 @@ describe("pipeline holes (issue 12)", () => {
     await evicted(p.id, "the old row's cached value");
   });
 
+  it("item 9: a re-inserted id's version replaces its delete fence, so the new row fills at once; a delete alone keeps +inf", async () => {
+    const p = await insert("REFILL", 500);
+    await pp.pool.query("DELETE FROM products WHERE id = $1", [p.id]);
+    await waitFor(async () => ((await fence(p.id)) === DELETE_FENCE_VERSION ? true : undefined), {
+      timeoutMs: 10_000,
+      what: "the delete fence",
+    });
+    await pp.pool.query("INSERT INTO products (id, sku, name, list_price_cents) VALUES ($1, $2, $2, 600)", [p.id, `REFILL2-${p.id}`]);
+    const v = await versionOf(p.id);
+    await waitFor(async () => ((await fence(p.id)) === v ? true : undefined), { timeoutMs: 10_000, what: "the re-insert's fence" });
+    // A fill that read the row before the delete (its old version) is still refused: the fence is above it.
+    expect(v).toBeGreaterThan(p.version);
+  });
+
   it("item 3: a catalog reload (TRUNCATE + INSERT of the same ids in one transaction) evicts and fences every old value", async () => {
     const kept = await insert("RELOAD-KEPT", 700);
     const gone = await insert("RELOAD-GONE", 800);

@@ -101,7 +101,7 @@ export function createProductCache(opts: ProductCacheOptions): ProductCache {
  */
 export function invalidateProduct(
   redis: RedisClient,
-  change: { schemaVersion: number; id: number; version: number; fenceTtlMs: number },
+  change: { schemaVersion: number; id: number; version: number; fenceTtlMs: number; replacesDeleteFence?: number },
 ): Promise<void> {
   return invalidateEntity(redis, { ...change, entity: PRODUCT_ENTITY });
 }

@@ -58,11 +58,19 @@ export function createChangeHandlers(opts: {
     });
 
   /** Every (version, id) eviction, sent in pipelined chunks; resolves once all were acknowledged. */
-  const evictAll = async (latest: ReadonlyMap<number, number>) => {
+  const evictAll = async (latest: ReadonlyMap<number, LatestChange>) => {
     const versions = opts.schemaVersions();
-    const targets: { schemaVersion: number; id: number; version: number; fenceTtlMs: number }[] = [];
-    for (const [id, version] of latest) {
-      for (const schemaVersion of versions) targets.push({ schemaVersion, id, version, fenceTtlMs: opts.fenceTtlMs });
+    const targets: Parameters<typeof invalidateProduct>[1][] = [];
+    for (const [id, { version, replacesDeleteFence }] of latest) {
+      for (const schemaVersion of versions) {
+        targets.push({
+          schemaVersion,
+          id,
+          version,
+          fenceTtlMs: opts.fenceTtlMs,
+          ...(replacesDeleteFence ? { replacesDeleteFence: DELETE_FENCE_VERSION } : {}),
+        });
+      }
     }
     for (let i = 0; i < targets.length; i += PIPELINE_CHUNK) {
       // ioredis writes every command of the chunk before the first reply arrives: one pipeline.
@@ -72,8 +80,7 @@ export function createChangeHandlers(opts: {
 
   const applyProductChanges: ChangeHandlers["applyProductChanges"] = async (changes, keepAlive) => {
     if (changes.length === 0) return;
-    const latest = new Map<number, number>();
-    for (const c of changes) latest.set(c.id, Math.max(latest.get(c.id) ?? 0, c.version));
+    const latest = latestPerProduct(changes);
     // Spans only for traced writes (an admin change); a bulk import's rows are not traced one by one.
     const links = changes.flatMap((c) => {
       const ctx = c.traceparent ? spanContextFromTraceparent(c.traceparent) : undefined;
@@ -206,4 +213,30 @@ export async function untilRedisAcknowledges(
       await o.keepAlive();
     }
   }
+}
+
+interface LatestChange {
+  version: number;
+  /** The row exists again after a delete: its version may replace the delete fence (see below). */
+  replacesDeleteFence: boolean;
+}
+
+/**
+ * One eviction per product for a batch (docs/architecture.md#invalidator). The changes of one id
+ * arrive in commit order (one partition), and versions come from one sequence, so the last change
+ * wins: a delete fences at +infinity; any later insert or update means the row exists again at a
+ * higher version than anything read before the delete, so its version may replace the delete
+ * fence (the Lua replaces that sentinel only, never a real version): a re-inserted id fills at once
+ * instead of being refused until the delete fence is collected.
+ */
+export function latestPerProduct(changes: readonly ProductChange[]): Map<number, LatestChange> {
+  const latest = new Map<number, LatestChange>();
+  for (const c of changes) {
+    const prev = latest.get(c.id);
+    if (c.op === "d") latest.set(c.id, { version: DELETE_FENCE_VERSION, replacesDeleteFence: false });
+    else if (!prev || prev.version === DELETE_FENCE_VERSION || c.version > prev.version) {
+      latest.set(c.id, { version: c.version, replacesDeleteFence: true });
+    }
+  }
+  return latest;
 }
