@@ -16,5 +16,5 @@ test_stack_prepare() {
   (cd "$ROOT" && pnpm --silent db:migrate) &&
   FLASHSALE_CONNECTOR_NAME="$TEST_CONNECTOR_NAME" FLASHSALE_CDC_DB="$TEST_CDC_DB" \
     FLASHSALE_CDC_SLOT="$TEST_CDC_SLOT" FLASHSALE_CDC_TOPIC_PREFIX="$TEST_KAFKA_TOPIC_PREFIX" \
-    "$ROOT/infra/native/register-connector"
+    "$ROOT/infra/native/ensure-cdc"
 }
