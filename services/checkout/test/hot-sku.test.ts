@@ -178,6 +178,45 @@ describe("price at commit, checked inside Postgres", () => {
     }
   });
 
+  it("a sale that starts while a batch is still writing: COMMIT refuses the list price (FS409), the retry answers PRICE_CHANGED, nothing is written", async () => {
+    const startsAt = new Date(Date.now() + 1_000);
+    const p = await insertProduct(pool, {
+      sku: `HS-${run}-midbatch`,
+      listPriceCents: 1000,
+      stock: 10,
+      sale: { priceCents: 600, startsAt, endsAt: new Date(Date.now() + 3_600_000) },
+    });
+    const c = await cart([{ productId: p.id, quantity: 1, seen: 1000 }]);
+    // Another session holds the cart's line: the batch decides (list price, > 50 ms before the
+    // sale) and then waits in its write phase until after the sale has started.
+    const holder = await pool.connect();
+    const retried: unknown[] = [];
+    try {
+      await holder.query("BEGIN");
+      const holderPid = (await holder.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]?.pid;
+      await holder.query("SELECT 1 FROM cart_items WHERE cart_id = $1 FOR UPDATE", [c]);
+      const placing = placeOrder(db, req(c, `mid-${run}`), { onRetry: (err) => retried.push(err) });
+      await waitFor(
+        async () => {
+          const { rows } = await pool.query("SELECT 1 FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid))", [holderPid]);
+          return rows.length > 0 ? true : undefined;
+        },
+        { timeoutMs: 5_000, intervalMs: 5, what: "the batch to wait in its write phase" },
+      );
+      await new Promise((r) => setTimeout(r, Math.max(0, startsAt.getTime() - Date.now() + 100)));
+      await holder.query("COMMIT");
+      const outcome = await placing;
+      expect(sqlState(retried[0])).toBe(PRICE_AT_COMMIT_SQLSTATE);
+      expect(outcome).toMatchObject({ kind: "price_changed", items: [{ productId: p.id, seenPriceCents: 1000, currentPriceCents: 600 }] });
+    } finally {
+      await holder.query("ROLLBACK").catch(() => {});
+      holder.release();
+    }
+    expect(await ordersOfCart(c)).toBe(0);
+    expect(await stockOf(p.id)).toBe(10);
+    expect((await pool.query("SELECT 1 FROM idempotency_keys WHERE key = $1", [`mid-${run}`])).rowCount).toBe(0);
+  });
+
   it("boundary rush with the checkout's event loop lagging: the order audit finds 0 orders at a price other than the one at commit", async () => {
     const startedAt = new Date();
     const startsAt = new Date(Date.now() + 2_500);
