@@ -178,7 +178,8 @@ export async function placeOrder(db: Db, request: CheckoutRequest, opts: PlaceOp
 }
 
 export interface OrderPlacer {
-  place(request: CheckoutRequest): Promise<CheckoutOutcome>;
+  /** `laneKey`: the cart's lowest product id (precheckCheckout), so buyers of one SKU share a lane. */
+  place(request: CheckoutRequest, laneKey?: number | null): Promise<CheckoutOutcome>;
 }
 
 export interface GroupCommitOptions {
@@ -204,37 +205,40 @@ export function groupCommit(db: Db, opts: GroupCommitOptions): OrderPlacer {
     resolve: (o: CheckoutOutcome) => void;
     reject: (e: unknown) => void;
   }
-  const queue: Waiting[] = [];
-  let inFlight = 0;
-  const pump = () => {
-    while (inFlight < opts.lanes && queue.length > 0) {
-      const batch = queue.splice(0, opts.maxBatch);
-      inFlight++;
-      opts.onBatch?.(batch.length);
-      placeOrders(
-        db,
-        batch.map((w) => w.req),
-        opts.onRetry ? { onRetry: opts.onRetry } : {},
+  const lanes = Array.from({ length: Math.max(1, opts.lanes) }, () => ({ queue: [] as Waiting[], busy: false }));
+  let roundRobin = 0;
+  const pump = (lane: (typeof lanes)[number]) => {
+    if (lane.busy || lane.queue.length === 0) return;
+    const batch = lane.queue.splice(0, opts.maxBatch);
+    lane.busy = true;
+    opts.onBatch?.(batch.length);
+    placeOrders(
+      db,
+      batch.map((w) => w.req),
+      opts.onRetry ? { onRetry: opts.onRetry } : {},
+    )
+      .then(
+        (outcomes) => {
+          for (const [i, w] of batch.entries()) w.resolve(outcomes[i] as CheckoutOutcome);
+        },
+        (err: unknown) => {
+          for (const w of batch) w.reject(err);
+        },
       )
-        .then(
-          (outcomes) => {
-            for (const [i, w] of batch.entries()) w.resolve(outcomes[i] as CheckoutOutcome);
-          },
-          (err: unknown) => {
-            for (const w of batch) w.reject(err);
-          },
-        )
-        .finally(() => {
-          inFlight--;
-          pump();
-        });
-    }
+      .finally(() => {
+        lane.busy = false;
+        pump(lane);
+      });
   };
   return {
-    place: (req) =>
+    // One batch in flight per lane. Buyers of the same (first) SKU share a lane: they batch
+    // together instead of two lanes queueing on the same hot row; other SKUs run in parallel.
+    place: (req, laneKey) =>
       new Promise<CheckoutOutcome>((resolve, reject) => {
-        queue.push({ req, resolve, reject });
-        pump();
+        const index = laneKey == null ? roundRobin++ % lanes.length : Math.abs(laneKey) % lanes.length;
+        const lane = lanes[index] as (typeof lanes)[number];
+        lane.queue.push({ req, resolve, reject });
+        pump(lane);
       }),
   };
 }
@@ -248,21 +252,44 @@ export function groupCommit(db: Db, opts: GroupCommitOptions): OrderPlacer {
  * is a different request.
  */
 export async function findIdempotentResult(db: Db, request: CheckoutRequest): Promise<CheckoutOutcome | null> {
+  return (await precheckCheckout(db, request)).prior;
+}
+
+interface StoredKeyRow {
+  cart_id: string | null;
+  cart_revision: bigint | null;
+  revision_now: bigint | null;
+  owner_now: string | null;
+  response_body: PlacedOrder | null;
+  lane_key: bigint | null;
+}
+
+/**
+ * What the checkout flow asks before placing, in one query: the stored outcome of the key
+ * (findIdempotentResult's rules) and the cart's lowest product id, group commit's lane key.
+ */
+export async function precheckCheckout(
+  db: Db,
+  request: CheckoutRequest,
+): Promise<{ prior: CheckoutOutcome | null; laneKey: number | null }> {
   const req = canonical(request);
-  const rows = await db.$queryRaw<
-    { cart_id: string; cart_revision: bigint; revision_now: bigint | null; owner_now: string | null; response_body: PlacedOrder }[]
-  >`
-    SELECT k.cart_id::text, k.cart_revision, c.revision AS revision_now, c.user_id AS owner_now, k.response_body
-    FROM idempotency_keys k LEFT JOIN carts c ON c.id = k.cart_id
-    WHERE k.scope = ${idempotencyScope(req)} AND k.key = ${req.idempotencyKey}`;
+  const rows = await db.$queryRaw<StoredKeyRow[]>`
+    SELECT k.cart_id::text, k.cart_revision, c.revision AS revision_now, c.user_id AS owner_now, k.response_body,
+           (SELECT min(ci.product_id) FROM cart_items ci WHERE ci.cart_id = ${req.cartId}::uuid) AS lane_key
+    FROM (SELECT 1) AS one
+    LEFT JOIN idempotency_keys k ON k.scope = ${idempotencyScope(req)} AND k.key = ${req.idempotencyKey}
+    LEFT JOIN carts c ON c.id = k.cart_id`;
   const row = rows[0];
-  if (!row) return null;
+  const laneKey = row?.lane_key == null ? null : Number(row.lane_key);
+  if (!row || row.cart_id === null) return { prior: null, laneKey };
   // An anonymous cart's keys are its holder's only while it is anonymous: once a user has
   // claimed it, the anonymous id opens nothing, stored answers included.
-  if (req.principal === null && row.owner_now !== null) return { kind: "cart_not_found" };
-  if (row.cart_id !== req.cartId) return { kind: "idempotency_key_reused" };
-  if (row.revision_now !== null && BigInt(row.revision_now) !== BigInt(row.cart_revision)) return { kind: "idempotency_key_reused" };
-  return { kind: "placed", order: row.response_body, replayed: true };
+  if (req.principal === null && row.owner_now !== null) return { prior: { kind: "cart_not_found" }, laneKey };
+  if (row.cart_id !== req.cartId) return { prior: { kind: "idempotency_key_reused" }, laneKey };
+  if (row.revision_now !== null && BigInt(row.revision_now) !== BigInt(row.cart_revision ?? 0)) {
+    return { prior: { kind: "idempotency_key_reused" }, laneKey };
+  }
+  return { prior: { kind: "placed", order: row.response_body as PlacedOrder, replayed: true }, laneKey };
 }
 
 /** The principal's cart lines without locks, for the stock gate that runs before the transaction (none if not theirs). */

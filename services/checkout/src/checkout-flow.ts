@@ -7,8 +7,8 @@ import {
   cartLines,
   claimCart,
   type Db,
-  findIdempotentResult,
   type OrderPlacer,
+  precheckCheckout,
 } from "@flashsale/db";
 import type { Logger } from "@flashsale/telemetry";
 import type { BulkheadPolicy } from "cockatiel";
@@ -43,7 +43,7 @@ export async function checkout(
   req: CheckoutRequest,
   admit: () => Promise<void> = async () => {},
 ): Promise<CheckoutOutcome> {
-  const prior = await findIdempotentResult(deps.db, req);
+  const { prior, laneKey } = await precheckCheckout(deps.db, req);
   if (prior) return prior;
   await admit();
   await claimCart(deps.db, req.cartId, req.principal);
@@ -70,7 +70,7 @@ export async function checkout(
 
   let outcome: CheckoutOutcome | undefined;
   try {
-    outcome = await deps.transactions.execute(() => deps.orders.place(req));
+    outcome = await deps.transactions.execute(() => deps.orders.place(req, laneKey));
     return outcome;
   } finally {
     const stockAfter = outcome?.kind === "placed" ? outcome.stockAfter : undefined;
