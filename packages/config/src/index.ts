@@ -137,6 +137,8 @@ export const catalogSchema = z
     CATALOG_SHED_EVENT_LOOP_DELAY_MS: z.coerce.number().int().min(0).default(100),
     /** Load shedding: 503 OVERLOADED while the V8 heap in use exceeds this (MiB); 0 = off. */
     CATALOG_SHED_HEAP_MB: z.coerce.number().int().min(0).default(1_024),
+    /** Load shedding: 503 OVERLOADED for an API request arriving while this many are in progress; 0 = off. */
+    CATALOG_SHED_MAX_IN_FLIGHT: z.coerce.number().int().min(0).default(256),
     /** Warm-up after a cold start: the hottest this many products by recent demand, first... */
     CATALOG_WARMUP_TOP: z.coerce.number().int().min(0).default(2_000),
     /** ...at most this many Postgres reads per second (0 = no warm-up; demand is tracked anyway). */

@@ -30,7 +30,7 @@ export interface BuildCatalogOptions {
   /** Demand tracking + prioritized warm-up after a cold start (routes/warm-up.ts); absent = off. */
   warmUp?: { top: number; ratePerSec: number; everyMs?: number; halfLifeMs?: number };
   /** Load shedding (routes/load-shedding.ts); absent = off (main.ts turns it on from config). */
-  shedding?: { maxEventLoopDelayMs: number; maxHeapUsedBytes: number; sampleIntervalMs?: number };
+  shedding?: { maxEventLoopDelayMs: number; maxHeapUsedBytes: number; maxInFlight?: number; sampleIntervalMs?: number };
 }
 
 /** The catalog HTTP app, wired but not listening (tests call inject() or listen on port 0). */
@@ -87,6 +87,7 @@ export async function buildCatalogApp(opts: BuildCatalogOptions): Promise<Fastif
     await loadShedding(api, {
       maxEventLoopDelayMs: opts.shedding?.maxEventLoopDelayMs ?? 0,
       maxHeapUsedBytes: opts.shedding?.maxHeapUsedBytes ?? 0,
+      maxInFlight: opts.shedding?.maxInFlight ?? 0,
       ...(opts.shedding?.sampleIntervalMs !== undefined ? { sampleIntervalMs: opts.shedding.sampleIntervalMs } : {}),
       metrics: opts.metrics,
     });

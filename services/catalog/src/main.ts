@@ -53,7 +53,11 @@ const app = await buildCatalogApp({
   limits: httpLimits(config),
   writeEviction: { fenceTtlMs: config.FENCE_TTL_SECONDS * 1000 },
   warmUp: { top: config.CATALOG_WARMUP_TOP, ratePerSec: config.CATALOG_WARMUP_RATE },
-  shedding: { maxEventLoopDelayMs: config.CATALOG_SHED_EVENT_LOOP_DELAY_MS, maxHeapUsedBytes: config.CATALOG_SHED_HEAP_MB * 1024 * 1024 },
+  shedding: {
+    maxEventLoopDelayMs: config.CATALOG_SHED_EVENT_LOOP_DELAY_MS,
+    maxHeapUsedBytes: config.CATALOG_SHED_HEAP_MB * 1024 * 1024,
+    maxInFlight: config.CATALOG_SHED_MAX_IN_FLIGHT,
+  },
   adminToken: config.ADMIN_TOKEN,
   cache: {
     schemaVersion: config.CACHE_SCHEMA_VERSION,

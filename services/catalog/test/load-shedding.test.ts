@@ -44,6 +44,35 @@ async function saturate(ms: number): Promise<void> {
 }
 
 describe("load shedding", () => {
+  it("answers 503 OVERLOADED at once to requests beyond the in-flight bound", async () => {
+    const bounded = await buildCatalogApp({
+      db,
+      redis,
+      logger: createLogger("shed-test-inflight", "silent"),
+      metrics: createMetricsRegistry("shed-test-inflight"),
+      adminToken: "test-admin-token-0123456789",
+      cache: { schemaVersion: 11_000 + Math.floor(Math.random() * 1000), ttlSeconds: 3600, leaseMs: 2000 },
+      shedding: { maxEventLoopDelayMs: 0, maxHeapUsedBytes: 0, maxInFlight: Number(process.env.SHED_TEST_MAX_IN_FLIGHT ?? 2) },
+    });
+    try {
+      const tag = runId();
+      const ps = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => insertProduct(pool, { sku: `SHED-${tag}-${i}`, listPriceCents: 100, stock: 1 })),
+      );
+      // 20 misses at once: each is in flight until its Postgres read returns.
+      const answers = await Promise.all(ps.map((p) => bounded.inject({ url: `/products/${p.id}` })));
+      const shed = answers.filter((a) => a.statusCode === 503);
+      expect(answers.filter((a) => a.statusCode === 200).length).toBeGreaterThanOrEqual(2);
+      expect(shed.length).toBeGreaterThanOrEqual(10);
+      expect(shed[0]?.json()).toMatchObject({ error: "OVERLOADED" });
+      expect(shed[0]?.headers["retry-after"]).toBe("1");
+      // The bound is released as answers complete: one at a time is always served.
+      for (const p of ps.slice(0, 3)) expect((await bounded.inject({ url: `/products/${p.id}` })).statusCode).toBe(200);
+    } finally {
+      await bounded.close();
+    }
+  });
+
   it("answers 503 OVERLOADED with Retry-After while the event loop is saturated, and serves again after", async () => {
     const p = await insertProduct(pool, { sku: `SHED-${runId()}`, listPriceCents: 100, stock: 1 });
     expect((await app.inject({ url: `/products/${p.id}` })).statusCode).toBe(200);
