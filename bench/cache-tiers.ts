@@ -59,14 +59,17 @@ function load(url: string, seconds = SECONDS): Promise<autocannon.Result> {
 }
 
 // ---- 1. tiers ----
+// The catalogs run the production defaults of load shedding (testServiceEnv turns it off for tests).
+const shedding = { CATALOG_SHED_EVENT_LOOP_DELAY_MS: "100", CATALOG_SHED_HEAP_MB: "1024", CATALOG_SHED_MAX_IN_FLIGHT: "256" };
 const targets = {
   "bare fastify": await startBaseline(3190, "bare"),
   "service skeleton, constant JSON": await startBaseline(3189, "service"),
-  "L1 hit": await spawnService("catalog", 3191, { CACHE_SCHEMA_VERSION: String(schema), REDIS_URL: priv.url }),
+  "L1 hit": await spawnService("catalog", 3191, { CACHE_SCHEMA_VERSION: String(schema), REDIS_URL: priv.url, ...shedding }),
   "Redis hit (L1 off)": await spawnService("catalog", 3192, {
     CACHE_SCHEMA_VERSION: String(schema),
     CACHE_L1_ENABLED: "false",
     REDIS_URL: priv.url,
+    ...shedding,
   }),
 };
 const pids = Object.fromEntries(Object.entries(targets).map(([name, t]) => [name, pinned(t.url)]));

@@ -58,6 +58,7 @@ const invalidator = await spawnService("invalidator", 3250, {
   KAFKA_GROUP_ID: `flashsale-test-peers-${tag}`,
   KAFKA_NEW_GROUP_START: "latest",
 });
+console.error("peers: invalidator up");
 const systems = {
   "ours (catalog)": [await spawnService("catalog", 3251, catalogEnv), await spawnService("catalog", 3252, catalogEnv)],
   "fastify + bentocache": [await startPeer("bentocache", 3253), await startPeer("bentocache", 3254)],
@@ -66,9 +67,10 @@ const systems = {
 type Name = keyof typeof systems;
 for (const procs of Object.values(systems)) for (const p of procs) pin(pidOnPort(Number(new URL(p.url).port)), 0);
 const path = `/products/${product.id}`;
+console.error("peers: all servers up and pinned");
 
 function load(url: string, seconds: number, connections = 50): Promise<autocannon.Result> {
-  return autocannon({ url: `${url}${path}`, connections, duration: seconds });
+  return autocannon({ url: `${url}${path}`, connections, duration: seconds, timeout: 5 });
 }
 
 // ---- 1. hit throughput (first process of each) ----
@@ -90,6 +92,7 @@ for (let round = 0; round < ROUNDS; round++) {
   }
 }
 
+console.error("peers: hit throughput done");
 // ---- 2. Postgres reads per invalidation across 2 processes ----
 async function readsOf(name: Name): Promise<number> {
   let total = 0;
@@ -140,6 +143,7 @@ for (const name of Object.keys(systems) as Name[]) {
   console.log(`${name}: ${writes} writes, ${reads} Postgres reads`);
 }
 
+console.error("peers: invalidation done");
 // ---- 3. stale window after a raw-SQL price change ----
 const CAP_MS = 3_000;
 const stale: Record<string, number[]> = {};

@@ -2,8 +2,8 @@
  * Warm-up after a cold start (docs/architecture.md#warm-up): a catalog under a flash-sale read load
  * (20,000 products; 80 % of the reads on the 1,000 hottest, the rest spread over all) has its Redis
  * flushed; the first 10 s after the flush are measured per second: the share of requests answered
- * without waiting for Postgres (1 − (miss + lease_wait + bypass) / requests, from the catalog's
- * cache events) and the p99. Once with the warm-up (its defaults: top 2,000, 500 reads/s), once
+ * without waiting for Postgres (1 − (miss − warm-up reads + lease_wait + bypass) / requests, from
+ * the catalog's cache events), the p99 and the Postgres reads (the warm-up's included). Once with the warm-up (its defaults: top 2,000, 500 reads/s), once
  * without, in one run, each with its own catalog and private Redis.
  *
  *   pnpm exec tsx bench/warm-up.ts [rate=3000]
@@ -37,6 +37,8 @@ async function events(url: string): Promise<Record<string, number>> {
   const text = await (await fetch(`${url}/metrics`)).text();
   const out: Record<string, number> = {};
   for (const m of text.matchAll(/^catalog_cache_events_total\{event="([a-z_0-9]+)"[^}]*\} (\d+)/gm)) out[m[1] as string] = Number(m[2]);
+  const warmed = /^catalog_warmup_products_total(?:\{[^}]*\})? (\d+)/m.exec(text);
+  out.warmup = Number(warmed?.[1] ?? 0);
   return out;
 }
 
@@ -97,12 +99,16 @@ async function scenario(name: string, port: number, env: Record<string, string>)
     const b = before[s + 1] as Record<string, number>;
     const d = (e: string) => (b[e] ?? 0) - (a[e] ?? 0);
     const lat = buckets.get(s) ?? [];
-    const waited = d("miss") + d("lease_wait") + d("bypass");
+    // The warm-up's own reads go through the cache too: its misses are not clients waiting. Each
+    // warmed product is counted as one such miss (an upper bound: a warmed product already cached
+    // by a client read was a hit), so "from cache" is slightly optimistic for the warm-up run.
+    const waited = Math.max(0, d("miss") - d("warmup")) + d("lease_wait") + d("bypass");
     perSecond.push({
       second: s + 1,
       requests: lat.length,
       answeredFromCache: lat.length ? Math.round((1 - waited / lat.length) * 1000) / 1000 : 0,
       postgresReads: d("miss"),
+      warmupReads: d("warmup"),
       p99Ms: Math.round(percentile(lat, 99) * 10) / 10,
     });
   }
@@ -131,7 +137,7 @@ await writeFile(new URL("./results/warm-up.json", import.meta.url), `${JSON.stri
 const md = [
   `# Warm-up after a Redis flush (${summary.measuredAt})`,
   "",
-  `\`pnpm exec tsx bench/warm-up.ts ${RATE}\`: one catalog (CPU 0), autocannon ${RATE} req/s (CPU 1), ${N} products, 80 % of reads on the ${HOT} hottest; FLUSHALL after ${BEFORE_S} s of load; the ${AFTER_S} s after it. "From cache" = answered without waiting for Postgres (1 − (miss + lease_wait + bypass) / requests).`,
+  `\`pnpm exec tsx bench/warm-up.ts ${RATE}\`: one catalog (CPU 0), autocannon ${RATE} req/s (CPU 1), ${N} products, 80 % of reads on the ${HOT} hottest; FLUSHALL after ${BEFORE_S} s of load; the ${AFTER_S} s after it. "From cache" = answered without waiting for Postgres (1 − (miss − warm-up reads + lease_wait + bypass) / requests); Postgres reads include the warm-up's.`,
   "",
   "| run | from cache, first 10 s | p99 first 10 s (ms) | per second: from cache / p99 ms / Postgres reads |",
   "|---|---|---|---|",

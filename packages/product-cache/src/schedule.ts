@@ -154,8 +154,14 @@ export interface ProductRead {
  * catalog's hot path, which reuses one serialized body per cached record and phase.
  */
 export class ProductCache implements VersionedCache<Product> {
-  /** Keyed by the cached record object: an L1 hit returns the same object, so its view is reused. */
-  private readonly views = new WeakMap<ProductRecord, ProductView>();
+  /**
+   * The last view built per product id, reused while the record has the same version (every write
+   * moves the version, from one sequence: same version, same content) and the DB clock is inside
+   * the view's phase. Keyed by id, not by the record object, so a Redis hit (a freshly parsed
+   * record) reuses it too. Bounded: the oldest entries go first.
+   */
+  private readonly views = new Map<number, ProductView>();
+  private static readonly MAX_VIEWS = 20_000;
   /** Responses that waited out a boundary inside the clock's uncertainty. */
   boundaryWaits = 0;
   /** Responses decided at the app's wall clock because the DB clock was never sampled (Postgres unreachable since start). */
@@ -180,9 +186,12 @@ export class ProductCache implements VersionedCache<Product> {
   async read(id: string | number, load: () => Promise<Product | null>): Promise<ProductRead> {
     const r = await this.inner.get(id, () => load().then((p) => (p ? toRecord(p) : null)));
     if (r.value === null) return { view: null, source: r.source, ageMs: r.ageMs };
-    const memo = this.views.get(r.value);
+    const memo = this.views.get(r.value.id);
     const now = this.clock.now();
-    const view = memo && now && now.lo >= memo.from && now.hi < memo.until ? memo : await this.resolve(r.value);
+    const view =
+      memo && memo.product.version === r.value.version && now && now.lo >= memo.from && now.hi < memo.until
+        ? memo
+        : await this.resolve(r.value);
     return { view, source: r.source, ageMs: r.ageMs };
   }
 
@@ -222,7 +231,11 @@ export class ProductCache implements VersionedCache<Product> {
         continue;
       }
       const view = viewOf(record, settled);
-      this.views.set(record, view);
+      if (this.views.size >= ProductCache.MAX_VIEWS && !this.views.has(record.id)) {
+        const oldest = this.views.keys().next().value;
+        if (oldest !== undefined) this.views.delete(oldest);
+      }
+      this.views.set(record.id, view);
       return view;
     }
   }

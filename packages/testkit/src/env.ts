@@ -50,5 +50,10 @@ export function testServiceEnv(): Record<string, string> {
     // Every test catalog starts on a fresh schema version (a cold start) and shares Redis db 1's
     // demand set: warming would add Postgres reads to other tests' counts. Tests of the warm-up opt in.
     CATALOG_WARMUP_RATE: "0",
+    // Load shedding is a production default that concurrency tests would trip (e.g. 1,000 requests at
+    // once) and a loaded 2-core machine's event-loop delay can trip spuriously. Tests of it opt in.
+    CATALOG_SHED_EVENT_LOOP_DELAY_MS: "0",
+    CATALOG_SHED_HEAP_MB: "0",
+    CATALOG_SHED_MAX_IN_FLIGHT: "0",
   };
 }
