@@ -8,6 +8,7 @@ import { insertProduct, pgPool, runId, spawnService } from "@flashsale/testkit";
 import autocannon from "autocannon";
 import { privateRedis } from "./lib.ts";
 
+const REPO_ROOT = new URL("../", import.meta.url).pathname;
 const tier = process.argv[2] ?? "l1";
 const seconds = Number(process.argv[3] ?? 8);
 const dir = process.env.PROFILE_DIR ?? "/tmp/prof";
@@ -41,11 +42,12 @@ if (latest) {
   const self = new Map<string, number>();
   let total = 0;
   for (const n of prof.nodes) {
-    const k = `${n.callFrame.functionName || "(anon)"} ${n.callFrame.url.replace(/.*node_modules\//, "").replace(/.*\/work\/main\//, "")}:${n.callFrame.lineNumber}`;
+    const k = `${n.callFrame.functionName || "(anon)"} ${n.callFrame.url.replace(/.*node_modules\//, "").replace(REPO_ROOT, "")}:${n.callFrame.lineNumber}`;
     self.set(k, (self.get(k) ?? 0) + n.hitCount);
     total += n.hitCount;
   }
-  for (const [k, v] of [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 40)) console.log(`${((v / total) * 100).toFixed(1)}%  ${k}`);
+  for (const [k, v] of [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 40))
+    console.log(`${((v / total) * 100).toFixed(1)}%  ${k}`);
   const byPackage = new Map<string, number>();
   for (const n of prof.nodes) {
     const u = n.callFrame.url;
@@ -53,11 +55,16 @@ if (latest) {
       ? (/node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(u.slice(u.lastIndexOf("node_modules/") - 1))?.[1] ?? "?")
       : u.startsWith("node:")
         ? "node:*"
-        : u.includes("/work/main/")
-          ? u.replace(/.*\/work\/main\//, "").split("/").slice(0, 2).join("/")
+        : u.includes(REPO_ROOT)
+          ? u
+              .slice(u.indexOf(REPO_ROOT) + REPO_ROOT.length)
+              .split("/")
+              .slice(0, 2)
+              .join("/")
           : n.callFrame.functionName || "(native)";
     byPackage.set(pkg, (byPackage.get(pkg) ?? 0) + n.hitCount);
   }
   console.log("-- by package --");
-  for (const [k, v] of [...byPackage.entries()].sort((a, b) => b[1] - a[1]).slice(0, 25)) console.log(`${((v / total) * 100).toFixed(1)}%  ${k}`);
+  for (const [k, v] of [...byPackage.entries()].sort((a, b) => b[1] - a[1]).slice(0, 25))
+    console.log(`${((v / total) * 100).toFixed(1)}%  ${k}`);
 }
