@@ -69,6 +69,9 @@ export async function startService(name: "catalog" | "invalidator", env: Record<
       FLASHSALE_DEV: "1",
       ...testServiceEnv(),
       CONSISTENCY_CHECK_INTERVAL_MS: "0",
+      // A private pipeline has its own watermark producer: the staleness bound as in production.
+      CACHE_STALENESS_BOUND_MS: "2000",
+      CACHE_UNPUBLISHED_WATERMARK: "old",
       ...env,
       PORT: String(port),
     },

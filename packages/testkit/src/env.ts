@@ -43,9 +43,13 @@ export function testServiceEnv(): Record<string, string> {
     KAFKA_BROKERS: TEST_ENV.kafkaBrokers.join(","),
     KAFKA_TOPIC_PREFIX: TEST_ENV.kafkaTopicPrefix,
     KAFKA_GROUP_ID: TEST_ENV.kafkaGroupId,
-    // Most tests run no watermark producer (the invalidator's): a watermark never published is
-    // trusted here, not revalidated as in production (docs/architecture.md#cache-protocol). Tests of
-    // the staleness bound publish one (or run the invalidator) on a private Redis.
+    // The shared test stack has a watermark producer only while some test (or the fuzz run) runs its
+    // invalidator, and the watermark it leaves in Redis db 1 then ages: every later catalog on db 1
+    // would revalidate every hit and tests counting hits or Postgres reads would depend on the order
+    // the suites ran in. So the staleness bound is off here (Δ = 0), and a never-published watermark
+    // trusted. Tests of the bound run their own producer on a private Redis with the production
+    // settings (test/private-stack.ts, packages/cache/test/staleness-bound.test.ts).
+    CACHE_STALENESS_BOUND_MS: "0",
     CACHE_UNPUBLISHED_WATERMARK: "fresh",
     // Every test catalog starts on a fresh schema version (a cold start) and shares Redis db 1's
     // demand set: warming would add Postgres reads to other tests' counts. Tests of the warm-up opt in.
