@@ -33,6 +33,13 @@ export {
 /** The entity name in every product key: the catalog and checkout read it, the invalidator evicts it. */
 export const PRODUCT_ENTITY = "product";
 
+/**
+ * The fence version of a deleted product: above every real version, so no fill of it ever passes
+ * until a re-insert replaces exactly this value (`replacesDeleteFence`). The invalidator fences
+ * delete events with it and the catalog's admin DELETE evicts with it (read-your-writes).
+ */
+export const PRODUCT_DELETE_FENCE_VERSION = Number.MAX_SAFE_INTEGER;
+
 /** The Redis keys of one cached product (value, lease, fence) under a schema version. */
 export function productKeys(schemaVersion: number, id: number): EntityKeys {
   return entityKeys(schemaVersion, PRODUCT_ENTITY, id);

@@ -88,6 +88,26 @@ describe("admin read-your-writes", () => {
     expect(fresh).toBe(20);
   });
 
+  it("20 of 20 reads right after DELETE /admin/products/:id answer 404, on both catalogs (the delete is evicted and fenced like a delete event)", async () => {
+    const stale: string[] = [];
+    for (let i = 1; i <= 20; i++) {
+      const p = await insertProduct(pool, { sku: `RYW-DEL-${runId()}-${i}`, listPriceCents: 1000, stock: 0 });
+      for (const svc of [a, b]) await price(svc, p.id);
+      await waitFor(async () => ((await price(a, p.id)).cache === "HIT-L1" ? true : undefined), {
+        timeoutMs: 2_000,
+        intervalMs: 5,
+        what: "an L1 hit on A",
+      });
+      const del = await fetch(`${a.url}/admin/products/${p.id}`, { method: "DELETE", headers: { authorization: `Bearer ${ADMIN}` } });
+      expect(del.status).toBe(200);
+      const [fromA, fromB] = [await fetch(`${a.url}/products/${p.id}`), await fetch(`${b.url}/products/${p.id}`)];
+      if (fromA.status !== 404 || fromB.status !== 404) {
+        stale.push(`#${i}: A ${fromA.status} (${fromA.headers.get("x-cache")}), B ${fromB.status} (${fromB.headers.get("x-cache")})`);
+      }
+    }
+    expect(stale).toEqual([]);
+  });
+
   it("a sale and an import are read back fresh too", async () => {
     const sku = `RYW-${runId()}`;
     const p = await insertProduct(pool, { sku, listPriceCents: 2000, stock: 1 });

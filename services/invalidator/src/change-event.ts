@@ -1,3 +1,5 @@
+import { PRODUCT_DELETE_FENCE_VERSION } from "@flashsale/product-cache";
+
 /**
  * Parsing of Debezium change events (JsonConverter, schemas.enable=false):
  * key `{"id": 1}`, value `{before, after, source: {ts_ms, table, ...}, op, ts_ms}`.
@@ -52,7 +54,8 @@ export class PoisonMessage extends Error {}
 // A products or inventory event is a few hundred bytes (the connector streams only the columns
 // invalidation needs: column.include.list); anything this large is not one of ours.
 export const MAX_EVENT_BYTES = 256 * 1024;
-export const DELETE_FENCE_VERSION = Number.MAX_SAFE_INTEGER;
+// One value with the catalog's admin DELETE eviction (defined in packages/product-cache).
+export const DELETE_FENCE_VERSION = PRODUCT_DELETE_FENCE_VERSION;
 
 type Op = "c" | "u" | "d" | "r" | "t";
 

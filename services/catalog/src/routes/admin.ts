@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncJsonSchemaToTs } from "@fastify/type-provider-json-schema-to-ts";
 import { createProduct, deleteProduct, importListPrices, setListPrice, setSale, UnknownProductsError } from "@flashsale/db";
 import { errorBodySchema, HttpError, protectWithBearer } from "@flashsale/http";
+import { PRODUCT_DELETE_FENCE_VERSION } from "@flashsale/product-cache";
 import { currentTraceparent } from "@flashsale/telemetry";
 import type { CatalogDeps } from "../deps.ts";
 import { MAX_IMPORT_ROWS, parsePriceImport } from "../import-parser.ts";
@@ -14,7 +15,7 @@ const IMPORT_BODY_LIMIT = 16 * 1024 * 1024;
 
 /**
  * Admin writes. Every write reaches Redis through Postgres -> Debezium -> Kafka -> invalidator,
- * exactly like a raw SQL write would; after its commit, a price, sale, import or create also evicts
+ * exactly like a raw SQL write would; after its commit, a price, sale, import, create or delete also evicts
  * the products it changed itself (`evictAfterWrite`: read-your-writes for the admin, never failing
  * the write; write-eviction.ts).
  */
@@ -52,7 +53,7 @@ export const adminRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { deps: Ca
     {
       schema: {
         description:
-          "Deletes a product. Its lines leave every cart (shown there as unavailable: PRODUCT_DELETED); a raw SQL DELETE does the same. A product that appears in orders cannot be deleted (409 PRODUCT_IN_ORDERS). The cache is evicted through CDC.",
+          "Deletes a product. Its lines leave every cart (shown there as unavailable: PRODUCT_DELETED); a raw SQL DELETE does the same. A product that appears in orders cannot be deleted (409 PRODUCT_IN_ORDERS). The cache is evicted after the commit (read-your-writes) and through CDC.",
         params: productIdParams,
         response: {
           200: {
@@ -72,6 +73,8 @@ export const adminRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { deps: Ca
       if (result.kind === "in_orders") {
         throw new HttpError(409, "PRODUCT_IN_ORDERS", `product ${id} appears in orders; orders keep their lines, so it cannot be deleted`);
       }
+      // Fenced like the invalidator fences a delete event: no fill of the row read before the delete passes.
+      await evictAfterWrite([{ id, version: PRODUCT_DELETE_FENCE_VERSION }]);
       return { id, cartLinesRemoved: result.cartLinesRemoved };
     },
   );
