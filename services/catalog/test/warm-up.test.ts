@@ -72,4 +72,20 @@ describe("warm-up after a Redis flush", () => {
     });
     expect(await cached(cold)).toBe(0);
   });
+
+  it("counts only products that exist: a flood of unknown ids does not enter the demand set", async () => {
+    const [known] = await insertProducts(pool, [{ sku: `WARM-${runId()}-known`, listPriceCents: 100, stock: 1 }]);
+    if (!known) throw new Error("no product inserted");
+    const unknown = Array.from({ length: 20 }, (_, i) => 900_000_000_000 + Math.floor(Math.random() * 1e9) + i);
+    for (let round = 0; round < 3; round++) {
+      for (const id of unknown) expect((await fetch(`${catalog.url}/products/${id}`)).status).toBe(404);
+    }
+    await fetch(`${catalog.url}/products/${known.id}`);
+    await waitFor(async () => ((await redis.zscore("catalog:demand:{product}", String(known.id))) !== null ? true : undefined), {
+      timeoutMs: 5_000,
+      what: "the known product's demand flushed",
+    });
+    const scores = await Promise.all(unknown.map((id) => redis.zscore("catalog:demand:{product}", String(id))));
+    expect(scores.filter((s) => s !== null)).toEqual([]);
+  });
 });

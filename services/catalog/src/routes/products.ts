@@ -54,8 +54,6 @@ export const productRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { deps: 
 ) => {
   app.get("/products/:id", { schema: getProductSchema }, async (request, reply) => {
     const id = Number(request.params.id);
-    // Demand tracking for the warm-up after a cold start (warm-up.ts): a Map increment.
-    onRead?.(id);
     // Inline, not a helper: one promise layer less on the hit path.
     let read: ProductRead;
     try {
@@ -68,6 +66,9 @@ export const productRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { deps: 
       reply.header("x-cache", read.source);
       throw new HttpError(404, "NOT_FOUND", `product ${id} not found`);
     }
+    // Demand tracking for the warm-up after a cold start (warm-up.ts): a Map increment, for products
+    // that exist only: a flood of unknown ids must not fill the demand set and steer the warm-up.
+    onRead?.(id);
     // The view is the product at the DB clock's now, its ETag and its JSON body, built once per
     // cached record and price phase (packages/product-cache schedule.ts): a hit serializes nothing.
     reply.headers({ "x-cache": read.source, age: String(Math.floor(read.ageMs / 1000)), etag: view.etag, "cache-control": "no-cache" });
