@@ -122,6 +122,8 @@ export interface VersionedCacheOptions<T> extends EntryRules<T> {
     probeVersion(id: string | number): Promise<number | null>;
     /** Confirmations kept (LRU); default 10,000. */
     maxConfirmed?: number;
+    /** A probe not answered within this is a failed probe (the cached answer is served STALE); default 500 ms. */
+    probeTimeoutMs?: number;
   };
   /** How long a fence raised by this cache (a stale value found by the probe) is kept; default 60 s. */
   fenceTtlMs?: number;

@@ -207,8 +207,16 @@ export class ProtocolCache<T> implements VersionedCache<T> {
     const staleness = this.opts.staleness;
     if (!staleness) return Promise.resolve(ABSENT);
     const startedAt = performance.now();
-    const p = this.fallback
-      .execute(() => staleness.probeVersion(id))
+    // Bounded: a hung Postgres (established connections, no answer; its statement_timeout cannot
+    // fire) otherwise held every read of this key for the whole outage instead of serving STALE.
+    // The query itself keeps its bulkhead slot until it ends, so a long hang fills the bulkhead and
+    // later probes are refused at once (STALE) rather than queued.
+    const timeoutMs = staleness.probeTimeoutMs ?? 500;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`version probe timed out after ${timeoutMs} ms`)), timeoutMs);
+    });
+    const p = Promise.race([this.fallback.execute(() => staleness.probeVersion(id)), deadline])
       .then((v) => {
         const version = v ?? ABSENT;
         // Confirmed as of when the probe began: good for what is left of Δ from then.
@@ -216,7 +224,10 @@ export class ProtocolCache<T> implements VersionedCache<T> {
         if (ttl > 0) this.confirmed.set(k.value, version, { ttl });
         return version;
       })
-      .finally(() => this.probes.delete(k.value));
+      .finally(() => {
+        clearTimeout(timer);
+        this.probes.delete(k.value);
+      });
     this.probes.set(k.value, p);
     return p;
   }

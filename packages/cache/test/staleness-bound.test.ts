@@ -250,4 +250,33 @@ describe("the bound in the cache", () => {
     expect(await cache.get(1, async () => ({ id: 1, version: 1 }))).toMatchObject({ source: "STALE", value: { version: 1 } });
     m.stop();
   });
+
+  it("serves STALE within the probe timeout when Postgres hangs (a query that never answers)", async () => {
+    const m = monitor();
+    await admin.del("catalog:freshness:watermark");
+    await m.start(); // never published: revalidating
+    let hung = false;
+    const cache = testCache(redis, 5, {
+      jitter: 0,
+      staleness: {
+        gate: m,
+        deltaMs: DELTA,
+        probeTimeoutMs: 100,
+        // A SIGSTOPped Postgres on an established connection: the query neither answers nor fails.
+        probeVersion: () => (hung ? new Promise<number>(() => {}) : Promise.resolve(1)),
+      },
+    });
+    await cache.get(1, async () => ({ id: 1, version: 1 }));
+    hung = true;
+    await sleep(DELTA + 20); // the confirmation has run out
+    const started = performance.now();
+    const answers = await Promise.race([
+      Promise.all([1, 2, 3].map(() => cache.get(1, async () => ({ id: 1, version: 1 })))),
+      sleep(2_000).then(() => "still waiting after 2 s" as const),
+    ]);
+    expect(answers).not.toBe("still waiting after 2 s");
+    expect(performance.now() - started).toBeLessThan(1_000);
+    for (const a of answers as { source: string }[]) expect(a).toMatchObject({ source: "STALE", value: { version: 1 } });
+    m.stop();
+  });
 });
