@@ -1,4 +1,4 @@
-import { MAX_CART_LINES } from "@flashsale/db";
+import { MAX_CART_LINES, MAX_CART_UNITS } from "@flashsale/db";
 import { insertProducts, runId } from "@flashsale/testkit";
 import type { FastifyInstance } from "fastify";
 import type pg from "pg";
@@ -47,5 +47,32 @@ describe("cart size", () => {
 
     const { rows } = await pool.query<{ n: string }>("SELECT count(*) AS n FROM cart_items WHERE cart_id = $1", [cartId]);
     expect(Number(rows[0]?.n)).toBe(MAX_CART_LINES);
+  }, 60_000);
+
+  it("concurrent adds cannot take a cart past its limits (no route removes a line: a cart past them could never check out)", async () => {
+    const products = await insertProducts(
+      pool,
+      Array.from({ length: MAX_CART_LINES + 30 }, (_, i) => ({ sku: `SIZE-${run}-race-${i}`, listPriceCents: 100, stock: 5 })),
+    );
+    const cartId = (await app.inject({ method: "POST", url: "/carts", payload: {} })).json().id as string;
+    const add = (productId: number, quantity = 1) =>
+      app.inject({ method: "POST", url: `/carts/${cartId}/items`, payload: { productId, quantity } });
+    for (const p of products.slice(0, MAX_CART_LINES - 5)) expect((await add(p.id)).statusCode).toBe(201);
+    const lines = await Promise.all(products.slice(MAX_CART_LINES - 5).map((p) => add(p.id)));
+    expect(lines.filter((r) => r.statusCode === 201)).toHaveLength(5);
+
+    const units = (await app.inject({ method: "POST", url: "/carts", payload: {} })).json().id as string;
+    const addUnits = (productId: number) =>
+      app.inject({ method: "POST", url: `/carts/${units}/items`, payload: { productId, quantity: 400 } });
+    const unitAnswers = await Promise.all(products.slice(0, 6).map((p) => addUnits(p.id)));
+    expect(unitAnswers.filter((r) => r.statusCode === 201)).toHaveLength(Math.floor(MAX_CART_UNITS / 400));
+
+    const { rows } = await pool.query<{ cart_id: string; lines: string; units: string }>(
+      "SELECT cart_id::text, count(*) AS lines, sum(quantity) AS units FROM cart_items WHERE cart_id = ANY($1::uuid[]) GROUP BY cart_id",
+      [[cartId, units]],
+    );
+    const byCart = new Map(rows.map((r) => [r.cart_id, { lines: Number(r.lines), units: Number(r.units) }]));
+    expect(byCart.get(cartId)?.lines).toBe(MAX_CART_LINES);
+    expect(byCart.get(units)?.units).toBeLessThanOrEqual(MAX_CART_UNITS);
   }, 60_000);
 });
