@@ -22,15 +22,32 @@ interface ProductRow {
   db_now?: Date;
 }
 
+/**
+ * A sale instant as the Product can carry it: Postgres accepts 'infinity', '-infinity' and years
+ * past 9999 (raw SQL), which neither a JS Date nor an RFC 3339 date-time holds (a 500 for the
+ * product and every list page with it). Clamped to [0001-01-01, 9999-12-31T23:59:59.999Z]: the
+ * effective price is the same at every instant in between. valid_until (from the unclamped
+ * columns) is clamped in toProduct: a boundary is never in the past, so an unreadable one is late.
+ */
+const clampedInstant = (col: string) =>
+  Prisma.raw(`least(greatest(${col}, '0001-01-01 00:00:00+00'::timestamptz), '9999-12-31 23:59:59.999+00'::timestamptz)`);
+
 // Effective price and boundary come from the SQL functions of the init migration,
 // evaluated at the database's clock, so catalog and checkout share one definition.
 const SELECT_PRODUCT = Prisma.sql`
   SELECT p.id, p.sku, p.name, p.description, p.currency, p.list_price_cents, p.sale_price_cents,
-         p.sale_starts_at, p.sale_ends_at, p.version, p.updated_at,
+         ${clampedInstant("p.sale_starts_at")} AS sale_starts_at, ${clampedInstant("p.sale_ends_at")} AS sale_ends_at,
+         p.version, p.updated_at,
          product_effective_price_cents(p, now()) AS price_cents,
          product_next_price_boundary(p, now()) AS valid_until,
          clock_timestamp() AS db_now
   FROM products p`;
+
+const LATEST_INSTANT = "9999-12-31T23:59:59.999Z";
+function lateInstantIso(d: Date): string {
+  const t = d.getTime();
+  return Number.isFinite(t) && t < Date.parse(LATEST_INSTANT) ? d.toISOString() : LATEST_INSTANT;
+}
 
 function toProduct(r: ProductRow): Product {
   const sale =
@@ -48,7 +65,7 @@ function toProduct(r: ProductRow): Product {
     sale,
     version: Number(r.version),
     updatedAt: r.updated_at.toISOString(),
-    validUntil: r.valid_until ? r.valid_until.toISOString() : null,
+    validUntil: r.valid_until ? lateInstantIso(r.valid_until) : null,
   };
 }
 
@@ -84,7 +101,8 @@ export async function setListPrice(db: Db, id: number, listPriceCents: number, c
       WHERE id = ${id} RETURNING *
     )
     SELECT p.id, p.sku, p.name, p.description, p.currency, p.list_price_cents, p.sale_price_cents,
-           p.sale_starts_at, p.sale_ends_at, p.version, p.updated_at,
+           ${clampedInstant("p.sale_starts_at")} AS sale_starts_at, ${clampedInstant("p.sale_ends_at")} AS sale_ends_at,
+           p.version, p.updated_at,
            product_effective_price_cents(p.*::products, now()) AS price_cents,
            product_next_price_boundary(p.*::products, now()) AS valid_until
     FROM updated p`;

@@ -54,6 +54,37 @@ describe("catalog edge", () => {
     expect(res.headers["retry-after"]).toBe("1");
   });
 
+  it("a sale instant raw SQL set beyond a JS date ('infinity', '-infinity', year 20000) is served clamped, not a 500", async () => {
+    const app = await build(db());
+    const ids: number[] = [];
+    for (const [i, [starts, ends]] of [
+      ["-infinity", "infinity"],
+      ["2020-01-01", "20000-01-01"],
+    ].entries()) {
+      const p = await insertProduct(pool, { sku: `CEDGE-${run}-inf-${i}`, listPriceCents: 900, stock: 1 });
+      await pool.query(`UPDATE products SET sale_price_cents = 100, sale_starts_at = $2, sale_ends_at = $3 WHERE id = $1`, [
+        p.id,
+        starts,
+        ends,
+      ]);
+      ids.push(p.id);
+    }
+    for (const id of ids) {
+      for (let read = 0; read < 2; read++) {
+        const res = await app.inject({ url: `/products/${id}` });
+        expect(res.statusCode).toBe(200);
+        expect(res.json()).toMatchObject({
+          priceCents: 100,
+          sale: { endsAt: "9999-12-31T23:59:59.999Z" },
+          validUntil: "9999-12-31T23:59:59.999Z",
+        });
+      }
+    }
+    expect((await app.inject({ url: `/products/${ids[0]}` })).json().sale.startsAt).toBe("0001-01-01T00:00:00.000Z");
+    const page = await app.inject({ url: `/products?cursor=${(ids[0] as number) - 1}&limit=2` });
+    expect(page.statusCode).toBe(200);
+  });
+
   it("admin bodies are strict: no coercion, unknown properties named", async () => {
     const app = await build(db());
     const p = await insertProduct(pool, { sku: `CEDGE-${run}-strict`, listPriceCents: 500, stock: 1 });
