@@ -82,19 +82,25 @@ export function createChangeHandlers(opts: {
     if (changes.length === 0) return;
     const latest = latestPerProduct(changes);
     // Spans only for traced writes (an admin change); a bulk import's rows are not traced one by one.
+    const tracedIds: number[] = [];
     const links = changes.flatMap((c) => {
       const ctx = c.traceparent ? spanContextFromTraceparent(c.traceparent) : undefined;
+      if (ctx) tracedIds.push(c.id);
       return ctx ? [{ context: ctx }] : [];
     });
     const write = () => untilAcknowledged(() => evictAll(latest), keepAlive, { products: latest.size });
     if (links.length > 0) {
-      await tracer.startActiveSpan("invalidate products", { links, attributes: { "flashsale.products": latest.size } }, async (span) => {
-        try {
-          await write();
-        } finally {
-          span.end();
-        }
-      });
+      await tracer.startActiveSpan(
+        "invalidate products",
+        { links, attributes: { "flashsale.products": latest.size, "flashsale.product_ids": tracedIds } },
+        async (span) => {
+          try {
+            await write();
+          } finally {
+            span.end();
+          }
+        },
+      );
     } else {
       await write();
     }
