@@ -159,7 +159,7 @@ export const checkoutSchema = z
     /**
      * The Redis stock gate in front of checkout. Off by default since group commit (issue 11):
      * the batched statement refuses sold-out buyers almost for free, while the gate costs every
-     * buyer a cart read and two Redis scripts (README "Benchmarks": 252 vs 169 orders/s on one hot SKU).
+     * buyer a cart read and two Redis scripts (README "Benchmarks": slower in every checkout-rush scenario).
      */
     STOCK_GATE_ENABLED: z
       .enum(["true", "false"])
@@ -168,7 +168,7 @@ export const checkoutSchema = z
     /** Checkouts per user (x-user-id header, else client IP) per window. */
     CHECKOUT_RATE_LIMIT_MAX: z.coerce.number().int().min(1).default(10),
     CHECKOUT_RATE_LIMIT_WINDOW_MS: ms.default(10_000),
-    /** Checkout transactions waiting for a DB connection beyond DB_POOL_MAX running; more -> 503. */
+    /** Checkouts waiting for their batch (group commit lanes, packages/db checkout.ts) beyond those running; more -> 503. */
     CHECKOUT_QUEUE: z.coerce.number().int().min(0).default(500),
   })
   .superRefine(timeoutsConsistent);
