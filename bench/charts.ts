@@ -128,4 +128,120 @@ await write("invalidation-lag.svg", {
   width: 800,
   height: 300,
 });
+
+// Checkout through HTTP per design, with pgbench's single-row rate of the same run as the ceiling.
+const http = await read<{
+  measuredAt: string;
+  buyers: number;
+  concurrency: number;
+  pgbenchSingleRow: { tps: number };
+  results: { scenario: string; mode: string; ordersPerSec: number; placedP99Ms: number }[];
+}>("checkout-http.json");
+const httpScenarios = [...new Set(http.results.map((r) => r.scenario))];
+const httpModes = [...new Set(http.results.map((r) => r.mode))];
+await write("checkout-http.svg", {
+  id: "checkout-http",
+  title: `Checkout via HTTP, orders/s: ${http.buyers} buyers, ${http.concurrency} at once; pgbench 1 row ${http.pgbenchSingleRow.tps} tps`,
+  yName: "orders/s",
+  xCategory: httpScenarios,
+  xName: "",
+  series: httpModes.map((mode) => ({
+    name: mode,
+    kind: "bar" as const,
+    data: httpScenarios.map((sc, i): [number, number | null] => [
+      i,
+      http.results.find((r) => r.scenario === sc && r.mode === mode)?.ordersPerSec ?? null,
+    ]),
+  })),
+  width: 900,
+  height: 320,
+});
+
+// Stale-read window per scenario (Δ = the staleness bound): p50 / p99 / max of how long a read's state had been outdated.
+const stale = await read<{
+  measuredAt: string;
+  deltaMs: number;
+  scenarios: { scenario: string; windowP50Ms: number; windowP99Ms: number; windowMaxMs: number; staleBeyondDelta: number }[];
+}>("staleness.json");
+await write("staleness.svg", {
+  id: "staleness",
+  title: `Stale-read window per scenario, Δ = ${stale.deltaMs} ms; stale reads beyond Δ: ${stale.scenarios.map((s) => s.staleBeyondDelta).join(", ")} (${stale.measuredAt.slice(0, 10)})`,
+  yName: "ms",
+  xCategory: stale.scenarios.map((s) => s.scenario.replace(/ \(.*\)$/, "")),
+  xName: "",
+  series: (["windowP50Ms", "windowP99Ms", "windowMaxMs"] as const).map((f) => ({
+    name: f.replace("window", "").replace("Ms", ""),
+    kind: "bar" as const,
+    data: stale.scenarios.map((s, i): [number, number] => [i, s[f]]),
+  })),
+  width: 900,
+  height: 320,
+});
+
+// Invalidation throughput: lag p99 against the achieved write rate, before and after batching.
+const thr = await read<{
+  measuredAt: string;
+  results: Record<string, { rates: { achievedRowsPerS: number; lagP99Ms: number }[]; knee: number }>;
+}>("invalidation-throughput.json");
+await write("invalidation-throughput.svg", {
+  id: "invalidation-throughput",
+  title: `Invalidation lag p99 vs raw-SQL rows/s (knee: ${Object.entries(thr.results)
+    .map(([k, v]) => `${k} ${v.knee}`)
+    .join(", ")} rows/s; ${thr.measuredAt.slice(0, 10)})`,
+  yName: "lag p99 ms",
+  xName: "rows/s achieved",
+  series: Object.entries(thr.results).map(([name, v]) => ({
+    name,
+    kind: "scatter" as const,
+    data: v.rates.map((r): [number, number] => [r.achievedRowsPerS, r.lagP99Ms]),
+  })),
+  width: 800,
+  height: 300,
+});
+
+// A sale boundary of 2,000 products: throughput around it relative to each run's own median.
+const boundaryRuns = await Promise.all(
+  ["sale-boundary-before.json", "sale-boundary-after.json"].map((f) =>
+    read<{ label: string; products: number; buckets: { fromBoundaryMs: number; reqPerSec: number }[] }>(f),
+  ),
+);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 1;
+await write("sale-boundary.svg", {
+  id: "sale-boundary",
+  title: `${boundaryRuns[0]?.products ?? ""} products crossing a sale boundary at 0 ms: req/s ÷ the run's median`,
+  yName: "× median",
+  xName: "ms from the boundary",
+  series: boundaryRuns.map((r) => {
+    const m = median(r.buckets.map((b) => b.reqPerSec));
+    return { name: r.label, kind: "line" as const, data: r.buckets.map((b): [number, number] => [b.fromBoundaryMs, b.reqPerSec / m]) };
+  }),
+  marks: [{ label: "boundary", x: 0 }],
+  xMin: Math.min(...boundaryRuns.flatMap((r) => r.buckets.map((b) => b.fromBoundaryMs))),
+  width: 800,
+  height: 300,
+});
+
+// Peers side by side: hit throughput and Postgres reads per write of a hot key.
+const peers = await read<{ measuredAt: string; rows: { name: string; hitReqPerSec: number; invalidation: { readsPerWrite: number } }[] }>(
+  "peers.json",
+);
+await write("peers.svg", {
+  id: "peers",
+  title: `Peers: hit req/s and Postgres reads per write of a hot key, 2 processes (${peers.measuredAt.slice(0, 10)})`,
+  yName: "hit req/s",
+  y2Name: "reads / write",
+  xCategory: peers.rows.map((r) => r.name),
+  xName: "",
+  series: [
+    { name: "hit req/s", kind: "bar", data: peers.rows.map((r, i): [number, number] => [i, r.hitReqPerSec]) },
+    {
+      name: "Postgres reads per write",
+      kind: "scatter",
+      axis: 1,
+      data: peers.rows.map((r, i): [number, number] => [i, r.invalidation.readsPerWrite]),
+    },
+  ],
+  width: 700,
+  height: 300,
+});
 console.log(out.join("\n"));

@@ -269,6 +269,8 @@ export interface ChartSpec {
   yLog?: boolean;
   y2Name?: string;
   xCategory?: string[];
+  /** The value x axis' lower end (default 0: time since a run's start). */
+  xMin?: number;
   width?: number;
   height?: number;
 }
@@ -306,7 +308,7 @@ export function renderChart(spec: ChartSpec): string {
             // Every category named, wrapped to its slot.
             axisLabel: { interval: 0, width: Math.floor(((spec.width ?? 900) - 120) / spec.xCategory.length) - 8, overflow: "break" },
           }
-        : { type: "value", name: spec.xName ?? "seconds since start", nameLocation: "middle", nameGap: 28, min: 0 },
+        : { type: "value", name: spec.xName ?? "seconds since start", nameLocation: "middle", nameGap: 28, min: spec.xMin ?? 0 },
       yAxis: [
         { type: spec.yLog ? "log" : "value", name: spec.yName, nameTextStyle: { align: "left" } },
         ...(spec.y2Name ? [{ type: "value", name: spec.y2Name, nameTextStyle: { align: "right" }, splitLine: { show: false } }] : []),
