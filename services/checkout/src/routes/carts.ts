@@ -250,6 +250,10 @@ export const cartRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { deps: Che
               "idempotent-replayed": { type: "string", enum: ["true"], description: "present on a replay: the order was placed earlier" },
             },
           },
+          400: {
+            ...errorBodySchema,
+            description: "IDEMPOTENCY_KEY_REQUIRED; CART_FULL for a cart past a checkout's limits (`maxLines`/`maxUnits`); or another 400",
+          },
           404: errorBodySchema,
           409: errorBodySchema,
           422: errorBodySchema,
