@@ -94,7 +94,14 @@ export async function startInvalidator(opts: InvalidatorOptions): Promise<Runnin
         return new Map(rows.map((r) => [Number(r.id), Number(r.version)]));
       }
     : undefined;
+  // The first read (before the handlers exist) reports the versions announced while we were not
+  // running: retired as soon as the handlers exist.
+  let retireWhenReady: number[] = [];
   const retireNewVersions = async (added: number[]) => {
+    if (!handlers) {
+      retireWhenReady = [...retireWhenReady, ...added];
+      return;
+    }
     try {
       await handlers?.retireProducts(
         {
@@ -114,6 +121,7 @@ export async function startInvalidator(opts: InvalidatorOptions): Promise<Runnin
   await versions.refresh();
   handlers = createChangeHandlers({ ...opts, schemaVersions: versions.current, metrics, isStopping: () => stopping });
   const h = handlers;
+  if (retireWhenReady.length > 0) void retireNewVersions(retireWhenReady);
   const consumer: Consumer = opts.kafka.consumer({
     groupId: opts.groupId,
     // A fetch returns as soon as one byte is there; this only bounds idle polling.

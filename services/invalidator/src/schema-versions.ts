@@ -14,8 +14,9 @@ export function trackSchemaVersions(opts: {
   refreshMs?: number;
   logger: Logger;
   /**
-   * Versions that appeared after the first read, called once they are being evicted: a catalog on such
-   * a version may have filled before we evicted for it, so its keys are retired (consumer.ts).
+   * Versions we did not evict before (every announced one but our own at the first read, then each
+   * that appears), called once they are being evicted: a catalog on such a version may have filled
+   * before we evicted for it, so its keys are retired (consumer.ts).
    */
   onAdded?(versions: number[]): void;
 }): {
@@ -30,7 +31,10 @@ export function trackSchemaVersions(opts: {
       const live = await liveSchemaVersions(opts.redis);
       const next = [...new Set([opts.own, ...live])].sort((a, b) => a - b);
       if (next.join() !== versions.join()) opts.logger.info({ schemaVersions: next }, "evicting cache schema versions");
-      const added = first ? [] : next.filter((v) => !versions.includes(v));
+      // The first read reports every version but our own too: a version announced while no
+      // invalidator ran (a catalog started on it during our restart, e.g. the deploy that rolls it
+      // forward again) was not evicted meanwhile, and its keys from an earlier life may be stale.
+      const added = next.filter((v) => (first ? v !== opts.own : !versions.includes(v)));
       versions = next;
       first = false;
       if (added.length > 0) opts.onAdded?.(added);
