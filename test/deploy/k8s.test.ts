@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { catalogSchema } from "@flashsale/config";
 import { beforeAll, describe, expect, it } from "vitest";
 import { goTool, ROOT, run } from "./tools.ts";
 
@@ -134,6 +135,9 @@ describe("deploy/k8s", () => {
     const prodConfig = find(prod, "ConfigMap", "flashsale-config");
     expect(prodConfig.data?.KAFKA_BROKERS).toBeDefined();
     expect(prodConfig.data?.FLASHSALE_DEV).toBeUndefined();
+    // The stored product format is versioned (docs/architecture.md "Stored format"): the manifests
+    // run this code's version, never one whose keys hold another format.
+    expect(prodConfig.data?.CACHE_SCHEMA_VERSION).toBe(String(catalogSchema.parse({ FLASHSALE_DEV: "1" }).CACHE_SCHEMA_VERSION));
     expect(JSON.stringify(prod)).not.toContain("dev-admin-token-change-me");
     expect(find(local, "ConfigMap", "flashsale-config").data?.FLASHSALE_DEV).toBe("1");
     const secret = find(local, "Secret", "flashsale-secrets");
