@@ -4,23 +4,11 @@
  * out), while its /readyz says it is not consuming yet.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { createServer } from "node:net";
 import { testServiceEnv, waitFor } from "@flashsale/testkit";
 import { afterAll, describe, expect, it } from "vitest";
+import { freePort, ROOT } from "./private-stack.ts";
 
-const ROOT = new URL("../", import.meta.url).pathname;
 const procs: ChildProcess[] = [];
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 afterAll(async () => {
   for (const p of procs) {
