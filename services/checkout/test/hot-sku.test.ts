@@ -395,7 +395,9 @@ describe("an admin price change during a rush", () => {
     const inFlight = carts.length - next;
     await rush;
     console.log(`price change during a rush: ${Math.round(ms)} ms (${inFlight} carts still to go)`);
-    expect(ms).toBeLessThan(1_000);
+    // Measured 7-77 ms; starved it took > 5 s (the statement timeout above). 3 s leaves a loaded
+    // 2-core CI machine its slack and still fails when the change queues behind the rush.
+    expect(ms).toBeLessThan(3_000);
     expect(statuses.every((s) => s === 201 || s === 409)).toBe(true);
     const after = await pool.query<{ n: number }>(
       "SELECT count(*)::int AS n FROM order_items WHERE product_id = $1 AND unit_price_cents = 1100",
