@@ -41,7 +41,7 @@ beforeAll(async () => {
 
 /** The catalog's own count of cache events (its Postgres product reads are `miss`, `bypass` and `lease_wait_timeout`). */
 async function events(): Promise<Record<string, number>> {
-  const text = await (await fetch(`${catalog.url}/metrics`)).text();
+  const text = await (await fetch(`${catalog.url}/metrics`, { signal: AbortSignal.timeout(5_000) })).text();
   const out: Record<string, number> = {};
   for (const m of text.matchAll(/^catalog_cache_events_total\{event="([a-z_0-9]+)"[^}]*\} ([0-9.e+]+)$/gm))
     out[m[1] as string] = Number(m[2]);
@@ -63,7 +63,7 @@ describe("negative caching through CDC", () => {
     const before = await events();
     const statuses = new Set<number>();
     for (let i = 0; i < 200; i++) {
-      const res = await fetch(`${catalog.url}/products/${id}`);
+      const res = await fetch(`${catalog.url}/products/${id}`, { signal: AbortSignal.timeout(5_000) });
       await res.arrayBuffer();
       statuses.add(res.status);
     }
