@@ -23,6 +23,7 @@
  *     Writes bench/results/invalidation-throughput.{json,md}.
  */
 import { writeFile } from "node:fs/promises";
+import { DEFAULT_CACHE_SCHEMA_VERSION } from "@flashsale/config";
 import { productKeys } from "@flashsale/product-cache";
 import { insertProduct, percentile, pgPool, redisClient, runId } from "@flashsale/testkit";
 import type { Redis } from "ioredis";
@@ -38,7 +39,7 @@ async function sequentialLag(N: number): Promise<void> {
   const redis = redisClient();
 
   const p = await insertProduct(pool, { sku: `BENCH-LAG-${runId()}`, listPriceCents: 1000, stock: 1 });
-  const key = productKeys(Number(process.env.CACHE_SCHEMA_VERSION ?? 1), p.id).value;
+  const key = productKeys(Number(process.env.CACHE_SCHEMA_VERSION ?? DEFAULT_CACHE_SCHEMA_VERSION), p.id).value;
   const lags: number[] = [];
 
   for (let i = 0; i < N; i++) {

@@ -9,6 +9,7 @@
 import { spawnSync } from "node:child_process";
 import { chmod, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join, relative } from "node:path";
+import { DEFAULT_CACHE_SCHEMA_VERSION } from "@flashsale/config";
 import { auditOrders, checkCacheConsistency } from "@flashsale/consistency";
 import { pgPool, productReadCount, redisClient } from "@flashsale/testkit";
 import type pg from "pg";
@@ -263,7 +264,7 @@ export async function runLoadTest(o: RunOptions): Promise<RunResult> {
     const fullCheck = await checkCacheConsistency({
       redis,
       pool,
-      schemaVersion: Number(process.env.CACHE_SCHEMA_VERSION ?? 1),
+      schemaVersion: Number(process.env.CACHE_SCHEMA_VERSION ?? DEFAULT_CACHE_SCHEMA_VERSION),
       graceMs: 2_000,
     });
     const inScope = fullCheck.inconsistent.filter((i) => !scoped || runProducts.includes(i.productId));

@@ -21,6 +21,13 @@ const csvList = (fallback: string) =>
         .filter(Boolean),
     );
 
+/**
+ * The stored product format of this code (docs/architecture.md "Stored format": a change of it bumps
+ * this). Tools that read the cache without a service's config (load tests, benchmarks, the
+ * consistency CLI) default to it too.
+ */
+export const DEFAULT_CACHE_SCHEMA_VERSION = 2;
+
 const common = {
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   HOST: z.string().default("127.0.0.1"),
@@ -32,7 +39,7 @@ const common = {
   REDIS_COMMAND_TIMEOUT_MS: ms.default(250),
   /** host:port,host:port of a Redis Cluster; when set, REDIS_URL is not used. */
   REDIS_CLUSTER_NODES: csvList(""),
-  CACHE_SCHEMA_VERSION: z.coerce.number().int().min(1).default(2),
+  CACHE_SCHEMA_VERSION: z.coerce.number().int().min(1).default(DEFAULT_CACHE_SCHEMA_VERSION),
   /** Bounded request lifetimes (packages/http service-base HttpLimits; README "Request lifetimes"). */
   HTTP_HEADERS_TIMEOUT_MS: ms.default(10_000),
   HTTP_REQUEST_TIMEOUT_MS: ms.default(30_000),

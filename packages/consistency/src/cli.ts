@@ -7,6 +7,7 @@
  */
 import { parseArgs } from "node:util";
 import { createRedisClient, liveSchemaVersions, redisReady } from "@flashsale/cache";
+import { DEFAULT_CACHE_SCHEMA_VERSION } from "@flashsale/config";
 import pg from "pg";
 import { checkCacheConsistency } from "./cache-check.ts";
 import { auditOrders } from "./order-audit.ts";
@@ -35,7 +36,7 @@ redis.on("error", () => {}); // a failed command below ends the run with its err
 try {
   await redisReady(redis);
   // Every live schema version (what catalogs announce, as the invalidator evicts them) plus CACHE_SCHEMA_VERSION.
-  const own = Number(process.env.CACHE_SCHEMA_VERSION ?? 1);
+  const own = Number(process.env.CACHE_SCHEMA_VERSION ?? DEFAULT_CACHE_SCHEMA_VERSION);
   const versions = [...new Set([own, ...(await liveSchemaVersions(redis))])].sort((a, b) => a - b);
   const reports = [];
   for (const schemaVersion of versions) {
