@@ -48,6 +48,8 @@ export interface InvalidatorOptions {
    * trip, one partition at a time): bench/invalidation-lag.ts measures it as the baseline, in the same run.
    */
   handling?: "batched" | "per-message";
+  /** How often partitions added to the products topic and missing heartbeat rows are checked (default 30 s). */
+  partitionWatchMs?: number;
 }
 
 export interface RunningInvalidator {
@@ -167,21 +169,23 @@ export async function startInvalidator(opts: InvalidatorOptions): Promise<Runnin
     });
     watermark = producer;
     // Partitions added to the products topic while running: a heartbeat row for each, and the
-    // minimum waits for them (until then nothing newer is published).
+    // minimum waits for them (until then nothing newer is published). Every tick also puts back
+    // heartbeat rows someone deleted (raw SQL, a restore): without them the watermark stops for
+    // good and every catalog revalidates every hit until we restart.
     let known = productsPartitions;
     partitionWatch = setInterval(async () => {
       try {
         const n = await partitionCount(opts.kafka, topics.products);
         if (n > known) {
           producer.setPartitions(n);
-          await ensureHeartbeatRows(pool, n);
           opts.logger.warn({ partitions: n }, "products topic has more partitions: heartbeat rows added");
           known = n;
         }
+        await ensureHeartbeatRows(pool, known);
       } catch (err) {
-        opts.logger.warn({ err: (err as Error).message }, "products topic partitions not read");
+        opts.logger.warn({ err: (err as Error).message }, "products topic partitions or heartbeat rows not checked");
       }
-    }, 30_000);
+    }, opts.partitionWatchMs ?? 30_000);
     partitionWatch.unref();
   }
   await producer.connect();
