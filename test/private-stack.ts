@@ -129,6 +129,7 @@ export class PrivateConnect {
   private proc: ChildProcess | null = null;
   private worker: OwnedProcess | null = null;
   private port = 0;
+  private dir = "";
 
   private readonly bootstrap: string | null;
 
@@ -157,6 +158,7 @@ export class PrivateConnect {
   async start(): Promise<void> {
     this.port = await freePort();
     const dir = mkdtempSync(`${tmpdir()}/flashsale-connect-`);
+    this.dir = dir;
     const base = readFileSync(`${ROOT}infra/kafka/connect.properties`, "utf8");
     const props = `${base
       .split("\n")
@@ -214,6 +216,7 @@ status.storage.topic=${this.name}-status
     await this.register(["--delete"]).catch(() => {});
     await this.worker.stop();
     this.worker = null;
+    if (this.dir) rmSync(this.dir, { recursive: true, force: true });
     // The slot becomes inactive once the worker's replication connection is gone.
     // Dropping a slot takes the REPLICATION attribute: the Debezium role of the connector JSON.
     const url = new URL(TEST_ENV.databaseUrl);
