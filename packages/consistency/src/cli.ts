@@ -19,6 +19,7 @@ const pool = new pg.Pool({
   connectionString: process.env.DATABASE_URL ?? "postgresql://flashsale:flashsale@127.0.0.1:5432/flashsale",
   connectionTimeoutMillis: 5_000,
   statement_timeout: 60_000,
+  query_timeout: 61_000,
 });
 pool.on("error", () => {});
 // The services' own choice of single node vs cluster (REDIS_CLUSTER_NODES): on a cluster every

@@ -11,6 +11,13 @@ export interface DbOptions {
   statementTimeoutMs?: number;
   /** Waiting for a pooled connection is bounded too. */
   connectTimeoutMs?: number;
+  /**
+   * How long the client waits for an answer at all (default: the statement timeout + 1 s). The
+   * statement timeout is enforced by the server, so a server that does not answer (a SIGSTOPped or
+   * frozen Postgres, a silently dropped connection) would hang an established connection for ever;
+   * this bounds it on our side, and the pool then discards that connection.
+   */
+  readTimeoutMs?: number;
   /** Called once per query (raw or not, in transactions too), e.g. to count queries per request. */
   onQuery?: () => void;
 }
@@ -22,6 +29,7 @@ export function createDb(opts: DbOptions) {
     max: opts.poolMax ?? 10,
     connectionTimeoutMillis: opts.connectTimeoutMs ?? 2_000,
     statement_timeout: opts.statementTimeoutMs ?? 5_000,
+    query_timeout: opts.readTimeoutMs ?? (opts.statementTimeoutMs ?? 5_000) + 1_000,
   });
   const onQuery = opts.onQuery ?? (() => {});
   return new PrismaClient({ adapter }).$extends({

@@ -130,6 +130,9 @@ export function classifyDbError(err: unknown): DbErrorClass | null {
   // unchanged: matched by their exact messages (packages/db/test/errors.test.ts provokes them).
   if (message === "timeout exceeded when trying to connect") return "busy"; // every pooled connection in use
   if (/^Connection terminated( unexpectedly| due to connection timeout)?$/.test(message)) return "unavailable";
+  // Our own read timeout (client.ts readTimeoutMs): the server did not answer at all, not even
+  // to cancel on its statement timeout: hung or unreachable.
+  if (message === "Query read timeout") return "unavailable";
   return e.cause ? classifyDbError(e.cause) : null;
 }
 

@@ -34,6 +34,8 @@ const pool = new pg.Pool({
   max: 2,
   connectionTimeoutMillis: 2_000,
   statement_timeout: config.DB_STATEMENT_TIMEOUT_MS,
+  // A server that does not answer at all cannot enforce its statement timeout (packages/db client.ts).
+  query_timeout: config.DB_STATEMENT_TIMEOUT_MS + 1_000,
 });
 // Idle clients die with a Postgres restart; the pool reconnects on next use, the process must not crash.
 pool.on("error", (err) => logger.warn({ err: err.message }, "postgres pool client error"));
