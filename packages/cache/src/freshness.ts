@@ -13,6 +13,14 @@ import type { RedisClient } from "./redis-client.ts";
 
 const WATERMARK_KEY = "catalog:freshness:watermark";
 const SCHEMA_VERSIONS_KEY = "catalog:freshness:schema-versions";
+/**
+ * The schema versions the invalidator covers (evicts for every change, and whose keys from before it
+ * did were retired): member = version, score = expiry on Redis's clock, renewed every refresh. Member
+ * "*" (long expiry) says a coverage-recording invalidator runs. Hash-tagged with the watermark key's
+ * name so that the catalog's one read script may touch both in a cluster (same slot).
+ */
+const COVERED_KEY = `{${WATERMARK_KEY}}:covered`;
+const COVERAGE_RECORDED = "*";
 /** Per topic: partition -> DB commit ms of the last heartbeat applied there (the invalidator's input). */
 const HEARTBEATS_KEY_PREFIX = "catalog:freshness:heartbeats:";
 
@@ -28,11 +36,35 @@ if w > cur then redis.call('SET', KEYS[1], ARGV[1]) return w end
 return cur
 `;
 
-/** KEYS: watermark. Returns the watermark's age in ms on Redis's clock, or -1 if none was ever published. */
-const WATERMARK_AGE = `${NOW_MS}
+/**
+ * KEYS: watermark, covered zset. ARGV: schema versions the reader serves. Returns {age} ({-1}: never
+ * published), followed by each given version not covered now. Coverage is only checked while an
+ * invalidator that records it runs ("*" not expired): a stand-in producer of the watermark, or an
+ * invalidator built before coverage existed, records none.
+ */
+const FRESHNESS = `${NOW_MS}
 local w = tonumber(redis.call('GET', KEYS[1]) or '-1')
-if w < 0 then return -1 end
-return now - w
+if w < 0 then return {-1} end
+local out = {now - w}
+if #ARGV > 0 and tonumber(redis.call('ZSCORE', KEYS[2], '${COVERAGE_RECORDED}') or '0') > now then
+  for i = 1, #ARGV do
+    if tonumber(redis.call('ZSCORE', KEYS[2], ARGV[i]) or '0') <= now then out[#out + 1] = ARGV[i] end
+  end
+end
+return out
+`;
+
+/** KEYS: covered zset. ARGV: ttlMs, recordedTtlMs, then versions to cover (until now + ttlMs), "-", versions to drop. */
+const COVER = `${NOW_MS}
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), '${COVERAGE_RECORDED}')
+local drop = false
+for i = 3, #ARGV do
+  if ARGV[i] == '-' then drop = true
+  elseif drop then redis.call('ZREM', KEYS[1], ARGV[i])
+  else redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), ARGV[i]) end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+return 1
 `;
 
 /** KEYS: versions zset. ARGV: version, ttlMs. Announces a live version until Redis-now + ttl. */
@@ -57,16 +89,18 @@ return redis.call('HGETALL', KEYS[1])
 interface FreshnessCommands {
   fsRecordHeartbeat(key: string, partition: string, dbMs: string): Promise<string[]>;
   fsPublishWatermark(key: string, watermarkMs: string): Promise<number>;
-  fsWatermarkAge(key: string): Promise<number>;
+  fsFreshness(watermarkKey: string, coveredKey: string, ...versions: string[]): Promise<(number | string)[]>;
+  fsCover(key: string, ...args: string[]): Promise<1>;
   fsAnnounceVersion(key: string, version: string, ttlMs: string): Promise<1>;
   fsLiveVersions(key: string): Promise<string[]>;
 }
 
 function withFreshness(redis: RedisClient): RedisClient & FreshnessCommands {
   const r = redis as RedisClient & Partial<FreshnessCommands>;
-  if (typeof r.fsWatermarkAge !== "function") {
+  if (typeof r.fsFreshness !== "function") {
+    redis.defineCommand("fsFreshness", { numberOfKeys: 2, lua: FRESHNESS });
+    redis.defineCommand("fsCover", { numberOfKeys: 1, lua: COVER });
     redis.defineCommand("fsPublishWatermark", { numberOfKeys: 1, lua: PUBLISH_WATERMARK });
-    redis.defineCommand("fsWatermarkAge", { numberOfKeys: 1, lua: WATERMARK_AGE });
     redis.defineCommand("fsAnnounceVersion", { numberOfKeys: 1, lua: ANNOUNCE });
     redis.defineCommand("fsLiveVersions", { numberOfKeys: 1, lua: LIVE_VERSIONS });
     redis.defineCommand("fsRecordHeartbeat", { numberOfKeys: 1, lua: RECORD_HEARTBEAT });
@@ -81,8 +115,41 @@ export async function publishWatermark(redis: RedisClient, watermarkRedisMs: num
 
 /** Catalog: the watermark's age in ms as Redis measures it; null if none was ever published. */
 export async function readWatermarkAgeMs(redis: RedisClient): Promise<number | null> {
-  const age = Number(await withFreshness(redis).fsWatermarkAge(WATERMARK_KEY));
-  return age < 0 ? null : age;
+  return (await readFreshness(redis)).ageMs;
+}
+
+/**
+ * Catalog: the watermark's age (null: never published) and which of `schemaVersions` the
+ * invalidator does not cover yet, in one script (one round trip). A watermark says nothing about a
+ * version not covered: its keys may predate the evictions (docs/architecture.md#freshness).
+ */
+export async function readFreshness(
+  redis: RedisClient,
+  schemaVersions: readonly number[] = [],
+): Promise<{ ageMs: number | null; uncovered: number[] }> {
+  const [age, ...uncovered] = await withFreshness(redis).fsFreshness(WATERMARK_KEY, COVERED_KEY, ...schemaVersions.map(String));
+  const a = Number(age);
+  return { ageMs: a < 0 ? null : a, uncovered: uncovered.map(Number) };
+}
+
+/**
+ * Invalidator: it covers `versions` for the next `ttlMs` (Redis clock; renew well within it) and no
+ * longer covers `dropped`. Covered = every change is evicted for it and its keys from before that
+ * were retired. Also records for `recordedTtlMs` that coverage is recorded at all (catalogs check it).
+ */
+export async function recordSchemaCoverage(
+  redis: RedisClient,
+  o: { versions: readonly number[]; dropped?: readonly number[]; ttlMs: number; recordedTtlMs?: number },
+): Promise<void> {
+  const recorded = Math.max(o.recordedTtlMs ?? 60_000, o.ttlMs);
+  await withFreshness(redis).fsCover(
+    COVERED_KEY,
+    String(o.ttlMs),
+    String(recorded),
+    ...o.versions.map(String),
+    "-",
+    ...(o.dropped ?? []).map(String),
+  );
 }
 
 /** Redis's clock in ms (for a producer converting DB commit times, bracketed by its own round trip). */
@@ -123,7 +190,7 @@ export async function recordPartitionHeartbeat(
 }
 
 /** Exposed for tests and operators' tooling (redis-cli); not for building other keys. */
-export const FRESHNESS_KEYS = { watermark: WATERMARK_KEY, schemaVersions: SCHEMA_VERSIONS_KEY } as const;
+export const FRESHNESS_KEYS = { watermark: WATERMARK_KEY, schemaVersions: SCHEMA_VERSIONS_KEY, covered: COVERED_KEY } as const;
 
 /** "trusting": invalidations are believed (normal); "revalidating": every served key is checked against Postgres. */
 export type FreshnessMode = "trusting" | "revalidating";
@@ -148,6 +215,11 @@ export interface FreshnessMonitorOptions {
   unpublished?: "old" | "fresh";
   /** Cache schema versions to announce while running (the invalidator evicts every announced one). */
   announce?: { schemaVersions: readonly number[]; ttlMs?: number; everyMs?: number };
+  /**
+   * Versions the invalidator must cover before the watermark is believed (default: the announced
+   * ones): until it retired a version's keys, a fresh watermark says nothing about them.
+   */
+  coveredSchemaVersions?: readonly number[];
   /** Once per mode change, with the age that caused it (null: unknown). */
   onModeChange?(mode: FreshnessMode, ageMs: number | null): void;
   onError?(err: unknown): void;
@@ -164,7 +236,10 @@ export interface FreshnessMonitorOptions {
  */
 export class FreshnessMonitor implements FreshnessGate {
   trusted = false;
-  private readonly o: Required<Omit<FreshnessMonitorOptions, "announce" | "onModeChange" | "onError">> & FreshnessMonitorOptions;
+  private readonly o: Required<Omit<FreshnessMonitorOptions, "announce" | "coveredSchemaVersions" | "onModeChange" | "onError">> &
+    FreshnessMonitorOptions;
+  private readonly mustCover: readonly number[];
+  private lastUncovered: readonly number[] = [];
   /** Last successful poll: the age Redis reported and the monotonic time the poll started. */
   private lastAge: number | null = null;
   private lastPollStart = 0;
@@ -177,6 +252,12 @@ export class FreshnessMonitor implements FreshnessGate {
 
   constructor(options: FreshnessMonitorOptions) {
     this.o = { pollMs: 150, timeoutMs: options.pollMs ?? 150, unpublished: "old", ...options };
+    this.mustCover = options.coveredSchemaVersions ?? options.announce?.schemaVersions ?? [];
+  }
+
+  /** The versions the last successful poll found not covered by the invalidator (trust waits for them). */
+  get uncoveredSchemaVersions(): readonly number[] {
+    return this.lastUncovered;
   }
 
   /** The current estimate of the watermark's age (ms); null while never read, or never published. */
@@ -220,8 +301,9 @@ export class FreshnessMonitor implements FreshnessGate {
   private async poll(): Promise<void> {
     const t0 = performance.now();
     let age: number | null;
+    let uncovered: number[];
     try {
-      age = await withTimeout(readWatermarkAgeMs(this.o.redis), this.o.timeoutMs);
+      ({ ageMs: age, uncovered } = await withTimeout(readFreshness(this.o.redis, this.mustCover), this.o.timeoutMs));
     } catch (err) {
       this.o.onError?.(err);
       return; // nothing extended: the expiry timer ends trust on time
@@ -235,8 +317,10 @@ export class FreshnessMonitor implements FreshnessGate {
     this.published = true;
     this.lastAge = Math.max(0, age);
     this.lastPollStart = t0;
+    this.lastUncovered = uncovered;
     const until = t0 + this.o.deltaMs - this.lastAge;
-    if (until <= performance.now()) {
+    // A version not covered yet: its keys may predate the evictions, whatever the watermark says.
+    if (uncovered.length > 0 || until <= performance.now()) {
       this.setTrusted(false);
       return;
     }

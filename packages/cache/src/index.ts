@@ -18,8 +18,10 @@ export {
   type FreshnessMonitorOptions,
   liveSchemaVersions,
   publishWatermark,
+  readFreshness,
   readWatermarkAgeMs,
   recordPartitionHeartbeat,
+  recordSchemaCoverage,
   redisNowMs,
 } from "./freshness.ts";
 export { invalidateEntity, sweepFences } from "./invalidate.ts";

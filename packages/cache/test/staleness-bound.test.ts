@@ -2,7 +2,7 @@ import { PrivateRedis, waitFor } from "@flashsale/testkit";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { CacheEvent } from "../src/cache.ts";
-import { type FreshnessMode, FreshnessMonitor, publishWatermark, redisNowMs } from "../src/freshness.ts";
+import { type FreshnessMode, FreshnessMonitor, publishWatermark, recordSchemaCoverage, redisNowMs } from "../src/freshness.ts";
 import { entityKeys, keyPrefix } from "../src/keys.ts";
 import { L1Invalidations } from "../src/l1-invalidations.ts";
 import { createRedisClient, type RedisClient } from "../src/redis-client.ts";
@@ -101,6 +101,34 @@ describe("the freshness monitor", () => {
     expect([old.trusted, fresh.trusted, old.isPublished]).toEqual([false, true, false]);
     old.stop();
     fresh.stop();
+  });
+
+  it("does not trust a fresh watermark for its schema version until the invalidator covers it (retired its keys)", async () => {
+    const pub = publisher();
+    const modes: FreshnessMode[] = [];
+    try {
+      // An invalidator that records coverage runs, covering its own version 50 only.
+      await recordSchemaCoverage(admin, { versions: [50], ttlMs: 5_000 });
+      const m = monitor({ announce: { schemaVersions: [51], ttlMs: 5_000, everyMs: 1_000 } }, modes);
+      const own = monitor({ coveredSchemaVersions: [50] });
+      await m.start();
+      await own.start();
+      await waitFor(async () => (own.trusted ? true : undefined), { timeoutMs: 1_000, what: "the covered version trusted" });
+      await sleep(4 * POLL);
+      expect([m.trusted, m.uncoveredSchemaVersions]).toEqual([false, [51]]); // watermark fresh, v51 not covered
+      expect(m.ageMs).toBeLessThan(DELTA);
+      await recordSchemaCoverage(admin, { versions: [50, 51], ttlMs: 5_000 }); // its retire completed
+      await waitFor(async () => (m.trusted ? true : undefined), { timeoutMs: 3 * POLL + 100, what: "trust once covered" });
+      await recordSchemaCoverage(admin, { versions: [50], dropped: [51], ttlMs: 5_000 }); // no longer evicted
+      await waitFor(async () => (!m.trusted ? true : undefined), { timeoutMs: 3 * POLL + 100, what: "distrust once not covered" });
+      expect(own.trusted).toBe(true);
+      m.stop();
+      own.stop();
+      expect(modes).toEqual(["revalidating", "trusting", "revalidating"]);
+    } finally {
+      await pub.stop();
+      await admin.del("{catalog:freshness:watermark}:covered");
+    }
   });
 
   it("announces the schema version it serves while running, and stops announcing", async () => {

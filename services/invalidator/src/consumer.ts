@@ -100,6 +100,7 @@ export async function startInvalidator(opts: InvalidatorOptions): Promise<Runnin
   // running: retired as soon as the handlers exist.
   let retireWhenReady: number[] = [];
   const retireNewVersions = async (added: number[]) => {
+    if (added.length === 0) return;
     if (!handlers) {
       retireWhenReady = [...retireWhenReady, ...added];
       return;
@@ -116,8 +117,15 @@ export async function startInvalidator(opts: InvalidatorOptions): Promise<Runnin
         },
         async () => {},
       );
+      // Only now may catalogs on these versions trust the watermark (docs/architecture.md#freshness).
+      await versions.markCovered(added);
     } catch (err) {
-      opts.logger.warn({ err: (err as Error).message, added }, "could not retire the keys of a newly announced schema version");
+      opts.logger.warn(
+        { err: (err as Error).message, added },
+        "could not retire the keys of a newly announced schema version; retrying in 1 s",
+      );
+      // Not covered until retired: its catalogs revalidate meanwhile.
+      if (!stopping) setTimeout(() => void retireNewVersions(added.filter((v) => versions.current().includes(v))), 1_000).unref();
     }
   };
   await versions.refresh();
@@ -220,7 +228,7 @@ export async function startInvalidator(opts: InvalidatorOptions): Promise<Runnin
     schemaVersions: versions.current,
     async stop() {
       stopping = true;
-      versions.stop();
+      await versions.stop();
       watermark?.stop();
       if (partitionWatch) clearInterval(partitionWatch);
       await consumer.disconnect();
