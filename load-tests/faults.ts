@@ -15,7 +15,7 @@
  *   scripts/faults [secondsPerRow=14] [row ...]   (default: every row; a bare component = kill:<c>)
  *
  * Per row: requests, fast failures (503 with Retry-After, a refused or reset connection — answering
- * "not now" quickly is allowed), errors (any other 5xx, or no answer within 5 s = a hang), max
+ * "not now" quickly is allowed), errors (any other 5xx, or no answer within ANSWER_WITHIN_MS = a hang), max
  * latency, **stale reads beyond Δ** (load-tests/staleness.ts: a read that returned a product state
  * older than one committed more than Δ before the read began; DB commit times from the price
  * history), wrong-price orders (order audit), oversold/lost units (stock + units sold must equal the
@@ -72,6 +72,12 @@ const HANG_MS = Number(process.env.FAULT_HANG_MS ?? 8_000);
 const LATENCY_MS = Number(process.env.FAULT_LATENCY_MS ?? 100);
 /** Δ, the staleness bound the catalogs are configured with (docs/architecture.md "Freshness"). */
 const DELTA_MS = Number(process.env.CACHE_STALENESS_BOUND_MS ?? 2_000);
+/**
+ * A request not answered within this is a hang: the longest the services are configured to wait
+ * on Postgres (a statement may run DB_STATEMENT_TIMEOUT_MS; a server that does not answer at all is
+ * given up 1 s after that: packages/db client.ts readTimeoutMs) plus 1 s of slack, at least 5 s.
+ */
+const ANSWER_WITHIN_MS = Math.max(5_000, Number(process.env.DB_STATEMENT_TIMEOUT_MS ?? 5_000) + 2_000);
 // What scripts/up serves, as an operator with psql would reach it (the owner role: raw SQL writes),
 // and the URLs the services use (packages/config defaults unless the operator's environment says otherwise).
 const DRIVER_DB = process.env.FAULTS_DATABASE_URL ?? "postgresql://flashsale:flashsale@127.0.0.1:5432/flashsale";
@@ -181,7 +187,7 @@ async function call(
   const t0 = performance.now();
   stats.requests++;
   try {
-    const res = await fetch(url, { ...init, signal: AbortSignal.timeout(5_000) });
+    const res = await fetch(url, { ...init, signal: AbortSignal.timeout(ANSWER_WITHIN_MS) });
     const body = await res.text();
     stats.maxLatencyMs = Math.max(stats.maxLatencyMs, performance.now() - t0);
     if (res.status === 503 && res.headers.get("retry-after")) stats.fastFailures++;
@@ -391,7 +397,7 @@ const pass = rows.every(
 const md = [
   `# Fault matrix (${new Date().toISOString()})`,
   "",
-  `\`scripts/faults ${SECONDS}\`: per row, ${SECONDS} s of load (8 workers: 70 % product reads, 15 % cart+checkout, 10 % admin price writes, 5 % raw SQL writes). After ${FAULT_AT_MS / 1000} s the component is killed with SIGKILL and restarted ${DOWN_FOR_MS / 1000} s later (kill -9), or stopped with SIGSTOP and continued ${HANG_MS / 1000} s later (SIGSTOP; Postgres: the postmaster and every backend), or its connection from the three services gets ${LATENCY_MS} ms added to every answer for ${HANG_MS / 1000} s (a local TCP proxy; the services are restarted through it before the row and back on the direct connection after). Fast failure = 503 with Retry-After, or a refused/reset connection; error = any other 5xx or no answer within 5 s (a hang). Stale read beyond Δ = a product read that returned a state older than one committed more than Δ = ${DELTA_MS} ms before the read began (DB commit times from the price history). Read age = how long the answered state had been outdated when the read began.`,
+  `\`scripts/faults ${SECONDS}\`: per row, ${SECONDS} s of load (8 workers: 70 % product reads, 15 % cart+checkout, 10 % admin price writes, 5 % raw SQL writes). After ${FAULT_AT_MS / 1000} s the component is killed with SIGKILL and restarted ${DOWN_FOR_MS / 1000} s later (kill -9), or stopped with SIGSTOP and continued ${HANG_MS / 1000} s later (SIGSTOP; Postgres: the postmaster and every backend), or its connection from the three services gets ${LATENCY_MS} ms added to every answer for ${HANG_MS / 1000} s (a local TCP proxy; the services are restarted through it before the row and back on the direct connection after). Fast failure = 503 with Retry-After, or a refused/reset connection; error = any other 5xx or no answer within ${ANSWER_WITHIN_MS / 1000} s (a hang: the statement timeout + the 1 s read timeout margin + 1 s). Stale read beyond Δ = a product read that returned a state older than one committed more than Δ = ${DELTA_MS} ms before the read began (DB commit times from the price history). Read age = how long the answered state had been outdated when the read began.`,
   "",
   "| fault | requests | fast failures | errors | max latency ms | reads | stale reads beyond Δ | read age p99 / max ms | wrong-price orders | oversold / lost SKUs | stale keys after recovery | back after s |",
   "|---|---|---|---|---|---|---|---|---|---|---|---|",

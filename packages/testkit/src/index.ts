@@ -7,4 +7,5 @@
 export { TEST_ENV, testServiceEnv } from "./env.ts";
 export { insertProduct, insertProducts, percentile, pgPool, productReadCount, redisClient, runId, type TestProduct } from "./fixtures.ts";
 export { PrivateRedis, PrivateRedisCluster, type ServiceProcess, spawnService } from "./processes.ts";
+export { type SilenceableProxy, startSilenceableProxy } from "./silenceable-proxy.ts";
 export { waitFor } from "./wait.ts";

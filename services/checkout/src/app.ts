@@ -27,6 +27,14 @@ export interface BuildCheckoutOptions {
   /** Another order placer instead (benchmarks: today's flow as a baseline); overrides groupCommit. */
   orders?: OrderPlacer;
   rateLimit: { max: number; windowMs: number };
+  /**
+   * A checkout not decided within this answers 503 (its outcome unknown: the client retries with
+   * the same Idempotency-Key, which replays the order if it was placed). Several statements run per
+   * checkout (replay check, cart claim, the batch) and each is bounded on its own (statement
+   * timeout; client read timeout), so without this a frozen Postgres could hold a buyer for a
+   * multiple of them. Default: none (tests, benchmarks); main.ts sets DB_STATEMENT_TIMEOUT_MS + 1 s.
+   */
+  checkoutDeadlineMs?: number;
   /** See createServiceBase: per-request DB query counting (opt-in, DB_QUERY_METRICS). */
   trackDbQueries?: boolean;
   /** Request lifetimes (HTTP_* config); defaults from packages/http. */
@@ -103,6 +111,7 @@ export async function buildCheckoutApp(opts: BuildCheckoutOptions): Promise<Fast
     redis: opts.redis,
     productCache: opts.productCache,
     outcomes,
+    ...(opts.checkoutDeadlineMs ? { checkoutDeadlineMs: opts.checkoutDeadlineMs } : {}),
     flow: {
       db: opts.db,
       gate: opts.gate,

@@ -12,6 +12,8 @@ export interface CheckoutDeps {
   productCache: VersionedCache<Product>;
   flow: CheckoutFlowDeps;
   outcomes: Counter<"outcome">;
+  /** A checkout not decided within this answers 503 (app.ts BuildCheckoutOptions). */
+  checkoutDeadlineMs?: number;
 }
 
 /** The checkout rate limit: counts one attempt of this principal; throws 429 past the limit. */

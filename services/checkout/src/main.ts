@@ -37,6 +37,7 @@ const app = await buildCheckoutApp({
   // Every lane's batch can fill; beyond that CHECKOUT_QUEUE may wait, then 503.
   transactions: { limit: DEFAULT_GROUP_COMMIT.lanes * DEFAULT_GROUP_COMMIT.maxBatch, queue: config.CHECKOUT_QUEUE },
   rateLimit: { max: config.CHECKOUT_RATE_LIMIT_MAX, windowMs: config.CHECKOUT_RATE_LIMIT_WINDOW_MS },
+  checkoutDeadlineMs: config.DB_STATEMENT_TIMEOUT_MS + 1_000,
 });
 closeGracefully(app, [() => redis.quit(), () => db.$disconnect(), shutdownTracing]);
 await app.listen({ host: config.HOST, port: config.PORT });

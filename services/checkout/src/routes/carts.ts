@@ -267,7 +267,10 @@ export const cartRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { deps: Che
       const req = { cartId: request.params.id, principal: principalOf(request), idempotencyKey: key };
       let outcome: Awaited<ReturnType<typeof checkout>>;
       try {
-        outcome = await checkout(deps.flow, req, () => admit(request));
+        outcome = await withinDeadline(
+          checkout(deps.flow, req, () => admit(request)),
+          deps.checkoutDeadlineMs,
+        );
       } catch (err) {
         const shed = overloaded(err);
         if (shed) {
@@ -318,3 +321,34 @@ export const cartRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { deps: Che
     },
   );
 };
+
+/**
+ * The checkout's answer within `deadlineMs`, else 503 with its outcome unknown (BuildCheckoutOptions
+ * checkoutDeadlineMs). The checkout itself runs on: if it places the order, a retry with the same
+ * Idempotency-Key replays it; if it does not, the retry checks out.
+ */
+async function withinDeadline<T>(work: Promise<T>, deadlineMs: number | undefined): Promise<T> {
+  if (!deadlineMs) return work;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new HttpError(
+            503,
+            "DB_UNAVAILABLE",
+            `the checkout was not decided within ${deadlineMs} ms; retry with the same Idempotency-Key (it replays the order if one was placed)`,
+            {},
+            { "retry-after": "1" },
+          ),
+        ),
+      deadlineMs,
+    );
+  });
+  work.catch(() => {}); // decided after the deadline: nobody is waiting for its failure any more
+  try {
+    return await Promise.race([work, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
