@@ -28,11 +28,11 @@ export interface BuildCheckoutOptions {
   orders?: OrderPlacer;
   rateLimit: { max: number; windowMs: number };
   /**
-   * A checkout not decided within this answers 503 (its outcome unknown: the client retries with
-   * the same Idempotency-Key, which replays the order if it was placed). Several statements run per
-   * checkout (replay check, cart claim, the batch) and each is bounded on its own (statement
-   * timeout; client read timeout), so without this a frozen Postgres could hold a buyer for a
-   * multiple of them. Default: none (tests, benchmarks); main.ts sets DB_STATEMENT_TIMEOUT_MS + 1 s.
+   * A cart or checkout request not decided within this answers 503 (its outcome unknown: a
+   * checkout is retried with the same Idempotency-Key, which replays the order if it was placed).
+   * Each route runs several statements (e.g. replay check, cart claim, the batch), each bounded on
+   * its own (statement timeout; client read timeout), so without this a frozen Postgres could hold
+   * a buyer for a multiple of them. Default: none (tests, benchmarks); main.ts sets DB_STATEMENT_TIMEOUT_MS + 1 s.
    */
   checkoutDeadlineMs?: number;
   /** See createServiceBase: per-request DB query counting (opt-in, DB_QUERY_METRICS). */

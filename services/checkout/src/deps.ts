@@ -12,7 +12,7 @@ export interface CheckoutDeps {
   productCache: VersionedCache<Product>;
   flow: CheckoutFlowDeps;
   outcomes: Counter<"outcome">;
-  /** A checkout not decided within this answers 503 (app.ts BuildCheckoutOptions). */
+  /** A cart or checkout request not decided within this answers 503 (app.ts BuildCheckoutOptions). */
   checkoutDeadlineMs?: number;
 }
 

@@ -83,4 +83,17 @@ describe("checkout deadline", () => {
     const orders = await pool.query("SELECT count(*)::int AS n FROM orders WHERE cart_id = $1", [cart.id]);
     expect(orders.rows[0]).toEqual({ n: 1 });
   }, 30_000);
+
+  it("bounds every cart route the same way (adding a line: claim, product lookup, upsert)", async () => {
+    const p = await insertProduct(pool, { sku: `DEADLINE-ADD-${runId()}`, listPriceCents: 1_000, stock: 5 });
+    const cart = (await app.inject({ method: "POST", url: "/carts", payload: {} })).json() as { id: string };
+    proxy.silent = true;
+    const t0 = performance.now();
+    const res = await app.inject({ method: "POST", url: `/carts/${cart.id}/items`, payload: { productId: p.id, quantity: 1 } });
+    const ms = performance.now() - t0;
+    proxy.silent = false;
+    expect(res.statusCode).toBe(503);
+    expect(res.json()).toMatchObject({ error: "DB_UNAVAILABLE" });
+    expect(ms).toBeLessThan(DEADLINE_MS + 400);
+  }, 30_000);
 });

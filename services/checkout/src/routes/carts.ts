@@ -150,6 +150,14 @@ export const cartRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { deps: Che
   app,
   { deps, admit },
 ) => {
+  // Every route of this plugin is answered within the deadline (withinDeadline): each reads or
+  // writes Postgres in several statements, each bounded on its own.
+  app.addHook("onRoute", (route) => {
+    const handler = route.handler;
+    route.handler = function (this: typeof app, request, reply) {
+      return withinDeadline(Promise.resolve(handler.call(this, request, reply)), deps.checkoutDeadlineMs);
+    } as typeof route.handler;
+  });
   app.post(
     "/carts",
     {
@@ -267,10 +275,7 @@ export const cartRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { deps: Che
       const req = { cartId: request.params.id, principal: principalOf(request), idempotencyKey: key };
       let outcome: Awaited<ReturnType<typeof checkout>>;
       try {
-        outcome = await withinDeadline(
-          checkout(deps.flow, req, () => admit(request)),
-          deps.checkoutDeadlineMs,
-        );
+        outcome = await checkout(deps.flow, req, () => admit(request));
       } catch (err) {
         const shed = overloaded(err);
         if (shed) {
@@ -323,9 +328,9 @@ export const cartRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { deps: Che
 };
 
 /**
- * The checkout's answer within `deadlineMs`, else 503 with its outcome unknown (BuildCheckoutOptions
- * checkoutDeadlineMs). The checkout itself runs on: if it places the order, a retry with the same
- * Idempotency-Key replays it; if it does not, the retry checks out.
+ * A route's answer within `deadlineMs`, else 503 with its outcome unknown (BuildCheckoutOptions
+ * checkoutDeadlineMs). The work itself runs on: a checkout that places the order is replayed by a
+ * retry with the same Idempotency-Key; one that does not is checked out by the retry.
  */
 async function withinDeadline<T>(work: Promise<T>, deadlineMs: number | undefined): Promise<T> {
   if (!deadlineMs) return work;
@@ -337,7 +342,7 @@ async function withinDeadline<T>(work: Promise<T>, deadlineMs: number | undefine
           new HttpError(
             503,
             "DB_UNAVAILABLE",
-            `the checkout was not decided within ${deadlineMs} ms; retry with the same Idempotency-Key (it replays the order if one was placed)`,
+            `not decided within ${deadlineMs} ms (the database is not answering); retry (a checkout: with the same Idempotency-Key, which replays the order if one was placed)`,
             {},
             { "retry-after": "1" },
           ),
