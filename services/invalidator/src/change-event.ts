@@ -1,8 +1,10 @@
 import { PRODUCT_DELETE_FENCE_VERSION } from "@flashsale/product-cache";
 
 /**
- * Parsing of Debezium change events (JsonConverter, schemas.enable=false):
- * key `{"id": 1}`, value `{before, after, source: {ts_ms, table, ...}, op, ts_ms}`.
+ * Parsing of Debezium change events (JsonConverter, schemas.enable=false): key `{"id": 1}`; value
+ * flattened as infra/debezium sends it (the row's streamed columns plus `__op`, `__table`,
+ * `__source_ts_ms`: parseFlattened), or the unflattened envelope `{before, after, source: {ts_ms,
+ * table, ...}, op, ts_ms}` (a connector without the transform).
  * Anything we cannot interpret is a PoisonMessage: it goes to the dead-letter
  * topic with the reason, and never stops the consumer.
  */

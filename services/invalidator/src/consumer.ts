@@ -277,7 +277,8 @@ async function handleBatch(
     } catch (err) {
       if (!(err instanceof PoisonMessage)) throw err;
       // A poison event whose key names a product still evicts and fences it (at the delete
-      // fence: its version is unknown, so no fill may pass until the fence expires).
+      // fence: its version is unknown, so no fill may pass until the fence is collected or a later
+      // change of the id replaces it, see latestPerProduct).
       const id = topic === ctx.topics.products ? productIdOfKey(message.key) : null;
       if (id !== null) {
         products.push({ kind: "product", id, version: DELETE_FENCE_VERSION, op: "u", committedAtMs: Date.now(), traceparent: null });
