@@ -1,10 +1,11 @@
 /**
  * Probes as README "Probes" defines them, on real processes: the invalidator's /healthz answers
  * before Kafka is reachable (a startup or liveness probe must not restart it for an outage it waits
- * out), while its /readyz says it is not consuming yet.
+ * out), while its /readyz says it is not consuming yet; once Kafka is reachable it consumes.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { testServiceEnv, waitFor } from "@flashsale/testkit";
+import { connect, createServer, type Socket } from "node:net";
+import { TEST_ENV, testServiceEnv, waitFor } from "@flashsale/testkit";
 import { afterAll, describe, expect, it } from "vitest";
 import { freePort, ROOT } from "./private-stack.ts";
 
@@ -71,5 +72,29 @@ describe("invalidator probes", () => {
     await new Promise((r) => setTimeout(r, 500));
     expect(proc.exitCode).toBeNull();
     expect((await get("/healthz"))?.status).toBe(200);
-  }, 90_000);
+
+    // Kafka becomes reachable (a proxy to the real broker now listens on the dead port; after the
+    // bootstrap the client talks to the broker it advertises): the retry must start consuming. A
+    // failed attempt used to leave its metrics registered, so every retry failed for ever.
+    const [host, kafkaPort] = (TEST_ENV.kafkaBrokers[0] ?? "127.0.0.1:9092").split(":");
+    const sockets = new Set<Socket>();
+    const proxy = createServer((client) => {
+      const upstream = connect(Number(kafkaPort), host ?? "127.0.0.1");
+      sockets.add(client).add(upstream);
+      client.pipe(upstream).pipe(client);
+      for (const s of [client, upstream]) s.on("error", () => {}).on("close", () => (s === client ? upstream : client).destroy());
+    });
+    await new Promise<void>((r) => proxy.listen(deadKafka, "127.0.0.1", r));
+    try {
+      await waitFor(async () => ((await get("/readyz"))?.status === 200 ? true : undefined), {
+        timeoutMs: 90_000,
+        intervalMs: 250,
+        what: `the invalidator consuming once Kafka is reachable: ${log.slice(-400)}`,
+      });
+    } finally {
+      // close() waits for open connections to end: the invalidator's bootstrap connection does not.
+      for (const sock of sockets) sock.destroy();
+      await new Promise((r) => proxy.close(r));
+    }
+  }, 200_000);
 });

@@ -69,6 +69,10 @@ export interface RunningInvalidator {
  */
 export async function startInvalidator(opts: InvalidatorOptions): Promise<RunningInvalidator> {
   const topics = invalidatorTopics(opts.topicPrefix);
+  // A start that fails (Kafka unreachable) is retried by main.ts with the same registry: whatever
+  // this attempt registered or started is undone below, else the retry throws "already registered"
+  // for ever and the timers of the failed attempt keep running.
+  const registeredBefore = new Set(opts.metrics.getMetricsAsArray().map((m) => m.name));
   const metrics = createInvalidatorMetrics(opts.metrics);
   let stopping = false;
   let handlers: ChangeHandlers | null = null;
@@ -128,113 +132,128 @@ export async function startInvalidator(opts: InvalidatorOptions): Promise<Runnin
       if (!stopping) setTimeout(() => void retireNewVersions(added.filter((v) => versions.current().includes(v))), 1_000).unref();
     }
   };
-  await versions.refresh();
-  handlers = createChangeHandlers({ ...opts, schemaVersions: versions.current, metrics, isStopping: () => stopping });
-  const h = handlers;
-  if (retireWhenReady.length > 0) void retireNewVersions(retireWhenReady);
-  const consumer: Consumer = opts.kafka.consumer({
-    groupId: opts.groupId,
-    // A fetch returns as soon as one byte is there; this only bounds idle polling.
-    maxWaitTimeInMs: 100,
-    // A bulk import is fetched in few large batches (one pipelined round of evictions each).
-    maxBytesPerPartition: 8 * 1024 * 1024,
-    maxBytes: 32 * 1024 * 1024,
-    sessionTimeout: 10_000,
-    heartbeatInterval: 1_000,
-  });
-  const producer: Producer = opts.kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
-  let consuming = false;
-  consumer.on(consumer.events.GROUP_JOIN, () => {
-    consuming = true;
-  });
-  for (const down of [consumer.events.CRASH, consumer.events.STOP, consumer.events.DISCONNECT]) {
-    consumer.on(down, () => {
-      consuming = false;
-    });
-  }
-
-  const partitions = opts.topicPartitions ?? 3;
-  await ensureTopics(opts.kafka, [...topics.consumed, topics.deadLetter], partitions);
   let watermark: WatermarkProducer | null = null;
   let partitionWatch: NodeJS.Timeout | null = null;
-  if (opts.pool) {
-    const productsPartitions = await partitionCount(opts.kafka, topics.products);
-    // Evictions never wait for Postgres: heartbeat rows missing only hold the watermark back (catalogs revalidate).
-    const pool = opts.pool;
-    const ensure = () =>
-      ensureHeartbeatRows(pool, productsPartitions).catch((err) => {
-        opts.logger.warn({ err: (err as Error).message }, "heartbeat rows not ensured; retrying in 5 s");
-        if (!stopping) setTimeout(ensure, 5_000).unref();
+  let consumer: Consumer | null = null;
+  let producer: Producer | null = null;
+  try {
+    await versions.refresh();
+    handlers = createChangeHandlers({ ...opts, schemaVersions: versions.current, metrics, isStopping: () => stopping });
+    const h = handlers;
+    if (retireWhenReady.length > 0) void retireNewVersions(retireWhenReady);
+    const kafkaConsumer: Consumer = opts.kafka.consumer({
+      groupId: opts.groupId,
+      // A fetch returns as soon as one byte is there; this only bounds idle polling.
+      maxWaitTimeInMs: 100,
+      // A bulk import is fetched in few large batches (one pipelined round of evictions each).
+      maxBytesPerPartition: 8 * 1024 * 1024,
+      maxBytes: 32 * 1024 * 1024,
+      sessionTimeout: 10_000,
+      heartbeatInterval: 1_000,
+    });
+    consumer = kafkaConsumer;
+    const kafkaProducer: Producer = opts.kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+    producer = kafkaProducer;
+    let consuming = false;
+    kafkaConsumer.on(kafkaConsumer.events.GROUP_JOIN, () => {
+      consuming = true;
+    });
+    for (const down of [kafkaConsumer.events.CRASH, kafkaConsumer.events.STOP, kafkaConsumer.events.DISCONNECT]) {
+      kafkaConsumer.on(down, () => {
+        consuming = false;
       });
-    void ensure();
-    const producer = startWatermarkProducer({
-      redis: opts.redis,
-      pool: opts.pool,
-      topic: topics.products,
-      partitions: productsPartitions,
-      metrics: opts.metrics,
-      logger: opts.logger,
-    });
-    watermark = producer;
-    // Partitions added to the products topic while running: a heartbeat row for each, and the
-    // minimum waits for them (until then nothing newer is published). Every tick also puts back
-    // heartbeat rows someone deleted (raw SQL, a restore): without them the watermark stops for
-    // good and every catalog revalidates every hit until we restart.
-    let known = productsPartitions;
-    partitionWatch = setInterval(async () => {
-      try {
-        const n = await partitionCount(opts.kafka, topics.products);
-        if (n > known) {
-          producer.setPartitions(n);
-          opts.logger.warn({ partitions: n }, "products topic has more partitions: heartbeat rows added");
-          known = n;
+    }
+
+    const partitions = opts.topicPartitions ?? 3;
+    await ensureTopics(opts.kafka, [...topics.consumed, topics.deadLetter], partitions);
+    if (opts.pool) {
+      const productsPartitions = await partitionCount(opts.kafka, topics.products);
+      // Evictions never wait for Postgres: heartbeat rows missing only hold the watermark back (catalogs revalidate).
+      const pool = opts.pool;
+      const ensure = () =>
+        ensureHeartbeatRows(pool, productsPartitions).catch((err) => {
+          opts.logger.warn({ err: (err as Error).message }, "heartbeat rows not ensured; retrying in 5 s");
+          if (!stopping) setTimeout(ensure, 5_000).unref();
+        });
+      void ensure();
+      const wm = startWatermarkProducer({
+        redis: opts.redis,
+        pool: opts.pool,
+        topic: topics.products,
+        partitions: productsPartitions,
+        metrics: opts.metrics,
+        logger: opts.logger,
+      });
+      watermark = wm;
+      // Partitions added to the products topic while running: a heartbeat row for each, and the
+      // minimum waits for them (until then nothing newer is published). Every tick also puts back
+      // heartbeat rows someone deleted (raw SQL, a restore): without them the watermark stops for
+      // good and every catalog revalidates every hit until we restart.
+      let known = productsPartitions;
+      partitionWatch = setInterval(async () => {
+        try {
+          const n = await partitionCount(opts.kafka, topics.products);
+          if (n > known) {
+            wm.setPartitions(n);
+            opts.logger.warn({ partitions: n }, "products topic has more partitions: heartbeat rows added");
+            known = n;
+          }
+          await ensureHeartbeatRows(pool, known);
+        } catch (err) {
+          opts.logger.warn({ err: (err as Error).message }, "products topic partitions or heartbeat rows not checked");
         }
-        await ensureHeartbeatRows(pool, known);
-      } catch (err) {
-        opts.logger.warn({ err: (err as Error).message }, "products topic partitions or heartbeat rows not checked");
-      }
-    }, opts.partitionWatchMs ?? 30_000);
-    partitionWatch.unref();
-  }
-  await producer.connect();
-  await consumer.connect();
-  await consumer.subscribe({ topics: topics.consumed, fromBeginning: (opts.newGroupStartsAt ?? "earliest") === "earliest" });
+      }, opts.partitionWatchMs ?? 30_000);
+      partitionWatch.unref();
+    }
+    await kafkaProducer.connect();
+    await kafkaConsumer.connect();
+    await kafkaConsumer.subscribe({ topics: topics.consumed, fromBeginning: (opts.newGroupStartsAt ?? "earliest") === "earliest" });
 
-  const deadLetter = (topic: string, message: KafkaMessage, reason: string) =>
-    producer.send({
-      topic: topics.deadLetter,
-      acks: -1,
-      timeout: 10_000,
-      messages: [{ key: message.key, value: message.value, headers: { reason, "source-topic": topic, "source-offset": message.offset } }],
+    const deadLetter = (topic: string, message: KafkaMessage, reason: string) =>
+      kafkaProducer.send({
+        topic: topics.deadLetter,
+        acks: -1,
+        timeout: 10_000,
+        messages: [{ key: message.key, value: message.value, headers: { reason, "source-topic": topic, "source-offset": message.offset } }],
+      });
+
+    const perMessage = opts.handling === "per-message";
+    await kafkaConsumer.run({
+      partitionsConsumedConcurrently: perMessage ? 1 : Math.max(partitions, 3),
+      eachBatchAutoResolve: false,
+      eachBatch: async (payload: EachBatchPayload) => {
+        const ctx = { topics, handlers: h, metrics, logger: opts.logger, deadLetter, watermark, isStopping: () => stopping };
+        if (!perMessage) return handleBatch(ctx, payload);
+        for (const message of payload.batch.messages) {
+          if (!payload.isRunning() || payload.isStale()) return;
+          await handleBatch(ctx, { ...payload, batch: { ...payload.batch, messages: [message] } as Batch });
+        }
+      },
     });
+    opts.logger.info({ topics: topics.consumed, groupId: opts.groupId }, "invalidator consuming");
 
-  const perMessage = opts.handling === "per-message";
-  await consumer.run({
-    partitionsConsumedConcurrently: perMessage ? 1 : Math.max(partitions, 3),
-    eachBatchAutoResolve: false,
-    eachBatch: async (payload: EachBatchPayload) => {
-      const ctx = { topics, handlers: h, metrics, logger: opts.logger, deadLetter, watermark, isStopping: () => stopping };
-      if (!perMessage) return handleBatch(ctx, payload);
-      for (const message of payload.batch.messages) {
-        if (!payload.isRunning() || payload.isStale()) return;
-        await handleBatch(ctx, { ...payload, batch: { ...payload.batch, messages: [message] } as Batch });
-      }
-    },
-  });
-  opts.logger.info({ topics: topics.consumed, groupId: opts.groupId }, "invalidator consuming");
-
-  return {
-    isConsuming: () => consuming,
-    schemaVersions: versions.current,
-    async stop() {
-      stopping = true;
-      await versions.stop();
-      watermark?.stop();
-      if (partitionWatch) clearInterval(partitionWatch);
-      await consumer.disconnect();
-      await producer.disconnect();
-    },
-  };
+    return {
+      isConsuming: () => consuming,
+      schemaVersions: versions.current,
+      async stop() {
+        stopping = true;
+        await versions.stop();
+        watermark?.stop();
+        if (partitionWatch) clearInterval(partitionWatch);
+        await kafkaConsumer.disconnect();
+        await kafkaProducer.disconnect();
+      },
+    };
+  } catch (err) {
+    stopping = true;
+    await versions.stop().catch(() => {});
+    watermark?.stop();
+    if (partitionWatch) clearInterval(partitionWatch);
+    await consumer?.disconnect().catch(() => {});
+    await producer?.disconnect().catch(() => {});
+    for (const m of opts.metrics.getMetricsAsArray()) if (!registeredBefore.has(m.name)) opts.metrics.removeSingleMetric(m.name);
+    throw err;
+  }
 }
 
 /**
