@@ -40,6 +40,16 @@ export const PRODUCT_ENTITY = "product";
  */
 export const PRODUCT_DELETE_FENCE_VERSION = Number.MAX_SAFE_INTEGER;
 
+/**
+ * The fence of the catalog's own DELETE (read-your-writes), one below the invalidator's: also above
+ * every real version, but **not** replaceable. The write path runs ahead of CDC, so a change
+ * committed *before* the delete may still be on its way; had it found the replaceable sentinel, its
+ * version would have replaced it and a fill read before the delete could pass. The delete's own CDC
+ * event raises this fence to `PRODUCT_DELETE_FENCE_VERSION` (fences only move up), which a later
+ * re-insert may replace.
+ */
+export const PRODUCT_WRITE_PATH_DELETE_FENCE_VERSION = PRODUCT_DELETE_FENCE_VERSION - 1;
+
 /** The Redis keys of one cached product (value, lease, fence) under a schema version. */
 export function productKeys(schemaVersion: number, id: number): EntityKeys {
   return entityKeys(schemaVersion, PRODUCT_ENTITY, id);

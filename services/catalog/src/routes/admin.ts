@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncJsonSchemaToTs } from "@fastify/type-provider-json-schema-to-ts";
 import { createProduct, deleteProduct, importListPrices, setListPrice, setSale, UnknownProductsError } from "@flashsale/db";
 import { errorBodySchema, HttpError, protectWithBearer } from "@flashsale/http";
-import { PRODUCT_DELETE_FENCE_VERSION } from "@flashsale/product-cache";
+import { PRODUCT_WRITE_PATH_DELETE_FENCE_VERSION } from "@flashsale/product-cache";
 import { currentTraceparent } from "@flashsale/telemetry";
 import type { CatalogDeps } from "../deps.ts";
 import { MAX_IMPORT_ROWS, parsePriceImport } from "../import-parser.ts";
@@ -73,8 +73,9 @@ export const adminRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { deps: Ca
       if (result.kind === "in_orders") {
         throw new HttpError(409, "PRODUCT_IN_ORDERS", `product ${id} appears in orders; orders keep their lines, so it cannot be deleted`);
       }
-      // Fenced like the invalidator fences a delete event: no fill of the row read before the delete passes.
-      await evictAfterWrite([{ id, version: PRODUCT_DELETE_FENCE_VERSION }]);
+      // Fenced above every version, so no fill of the row read before the delete passes; with the
+      // write path's own value, which a CDC event still on its way cannot replace (product-cache).
+      await evictAfterWrite([{ id, version: PRODUCT_WRITE_PATH_DELETE_FENCE_VERSION }]);
       return { id, cartLinesRemoved: result.cartLinesRemoved };
     },
   );
