@@ -84,7 +84,8 @@ export class DemandWarmUp {
       await this.flushDemand();
       if (this.opts.ratePerSec > 0 && !this.warming) {
         const created = await this.opts.redis.set(this.keys.warmed, String(Date.now()), "NX");
-        if (created === "OK") void this.warm();
+        // A failed warm-up (e.g. Redis gone mid-way) is logged, never an unhandled rejection (it would end the process).
+        if (created === "OK") this.warm().catch((err: Error) => this.opts.logger.warn({ err: err.message }, "warm-up failed"));
       }
     } catch (err) {
       this.opts.logger.warn({ err: (err as Error).message }, "demand tracking");
