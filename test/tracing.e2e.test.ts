@@ -126,9 +126,16 @@ describe("tracing", () => {
     );
     expect(ids).toContain(p.id);
 
-    const inTrace = spans.filter((s) => s.traceId === traceId);
-    expect(inTrace.some((s) => s.service === "catalog" && s.kind === 2 /* SERVER */)).toBe(true);
-    expect(inTrace.some((s) => s.service === "catalog" && s.attributes["db.system.name"] === "postgresql")).toBe(true);
+    // The catalog exports its spans on its own schedule: the eviction's span may arrive first.
+    const inTrace = await waitFor(
+      async () => {
+        const found = spans.filter((s) => s.traceId === traceId);
+        const server = found.some((s) => s.service === "catalog" && s.kind === 2 /* SERVER */);
+        const db = found.some((s) => s.service === "catalog" && s.attributes["db.system.name"] === "postgresql");
+        return server && db ? found : undefined;
+      },
+      { timeoutMs: 10_000, intervalMs: 50, what: "the admin write's catalog spans (server and Postgres) in its trace" },
+    );
     console.log(`trace ${traceId}: ${inTrace.length} catalog spans; eviction span ${eviction.spanId} links to it`);
   });
 

@@ -167,7 +167,13 @@ describe("Redis Cluster mode", () => {
       ["--import", "tsx", "packages/consistency/src/cli.ts", "--json", "--grace-ms", "0", "--since", since],
       {
         cwd: new URL("../../../", import.meta.url).pathname,
-        env: { ...process.env, ...testServiceEnv(), REDIS_URL: "redis://127.0.0.1:1", REDIS_CLUSTER_NODES: cluster.nodes.join(",") },
+        env: {
+          ...process.env,
+          ...testServiceEnv(),
+          CACHE_SCHEMA_VERSION: String(SCHEMA),
+          REDIS_URL: "redis://127.0.0.1:1",
+          REDIS_CLUSTER_NODES: cluster.nodes.join(","),
+        },
         encoding: "utf8",
         timeout: 60_000,
       },
