@@ -6,10 +6,18 @@
  * the private topics and publishes the watermark into a private Redis the catalog reads.
  * SIGSTOP freezes the whole JVM, like the GC pause or hung worker of the issue.
  */
-import { insertProduct, pgPool, runId, waitFor } from "@flashsale/testkit";
+import { insertProduct, pgPool, runId } from "@flashsale/testkit";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cached, type OwnedProcess, PrivateConnect, psql, servedWithin, startRedis, startService } from "./private-stack.ts";
+import {
+  cached,
+  changesServedWhilePaused,
+  type OwnedProcess,
+  PrivateConnect,
+  pipelineServesChanges,
+  startRedis,
+  startService,
+} from "./private-stack.ts";
 
 const DELTA_MS = 2_000;
 const run = runId();
@@ -31,22 +39,7 @@ beforeAll(async () => {
   });
   catalog = await startService("catalog", { REDIS_URL: redis.url });
   const probe = await insertProduct(pool, { sku: `CONHANG-${run}-probe`, listPriceCents: 100, stock: 1 });
-  let price = 100;
-  await waitFor(
-    async () => {
-      if (
-        !(await cached(catalog.url, probe.id).then(
-          () => true,
-          () => false,
-        ))
-      )
-        return undefined;
-      price++;
-      await psql(`UPDATE products SET list_price_cents = ${price} WHERE id = ${probe.id}`);
-      return servedWithin(catalog.url, probe.id, price, performance.now(), 5_000).catch(() => undefined);
-    },
-    { timeoutMs: 120_000, what: "the private pipeline to serve a first change" },
-  );
+  await pipelineServesChanges(catalog.url, probe.id, { timeoutMs: 120_000, what: "the private pipeline to serve a first change" });
 }, 300_000);
 
 afterAll(async () => {
@@ -61,21 +54,10 @@ describe("Kafka Connect hang (SIGSTOP of a private worker)", () => {
   it("a raw-SQL change is served within Δ + 1 s while Connect is stopped, and hits resume after", async () => {
     const p = await insertProduct(pool, { sku: `CONHANG-${run}`, listPriceCents: 7_000, stock: 1 });
     await cached(catalog.url, p.id);
-    connect.pause();
-    try {
-      let t0 = performance.now();
-      await psql(`UPDATE products SET list_price_cents = 7001 WHERE id = ${p.id}`);
-      const first = await servedWithin(catalog.url, p.id, 7001, t0, DELTA_MS + 1_000);
-      await new Promise((r) => setTimeout(r, 1_500));
-      t0 = performance.now();
-      await psql(`UPDATE products SET list_price_cents = 7002 WHERE id = ${p.id}`);
-      const second = await servedWithin(catalog.url, p.id, 7002, t0, DELTA_MS + 1_000);
-      console.log(`Connect stopped: change served after ${Math.round(first)} ms (start of pause), ${Math.round(second)} ms (into it)`);
-      expect(first).toBeLessThanOrEqual(DELTA_MS + 1_000);
-      expect(second).toBeLessThanOrEqual(DELTA_MS + 1_000);
-    } finally {
-      connect.resume();
-    }
+    const [first, second] = await changesServedWhilePaused(catalog.url, p.id, 7000, connect, DELTA_MS + 1_000);
+    console.log(`Connect stopped: change served after ${Math.round(first)} ms (start of pause), ${Math.round(second)} ms (into it)`);
+    expect(first).toBeLessThanOrEqual(DELTA_MS + 1_000);
+    expect(second).toBeLessThanOrEqual(DELTA_MS + 1_000);
     await cached(catalog.url, p.id, 60_000);
   }, 120_000);
 });

@@ -355,3 +355,53 @@ log.dirs=${dir}/data
     if (this.dir) rmSync(this.dir, { recursive: true, force: true });
   }
 }
+
+/**
+ * Waits until a raw-SQL change to a cached product is served by the catalog within 5 s: the
+ * pipeline (connector, topics, invalidator) feeding `catalogUrl` is live. `probeId` is a product of
+ * the test's own, its list price starting at 100.
+ */
+export async function pipelineServesChanges(catalogUrl: string, probeId: number, opts: { timeoutMs: number; what: string }): Promise<void> {
+  let price = 100;
+  await waitFor(async () => {
+    if (
+      !(await cached(catalogUrl, probeId).then(
+        () => true,
+        () => false,
+      ))
+    )
+      return undefined;
+    price++;
+    await psql(`UPDATE products SET list_price_cents = ${price} WHERE id = ${probeId}`);
+    return servedWithin(catalogUrl, probeId, price, performance.now(), 5_000).catch(() => undefined);
+  }, opts);
+}
+
+/**
+ * The hang check of issue 10 (the four hang e2e tests): with `paused` stopped, two raw-SQL changes of
+ * product `id` (whose list price is `basePrice` and already cached) — one right at the start of the
+ * pause (the watermark was fresh, so it waits out Δ), one well into it (the watermark is older than
+ * Δ: every hit is revalidated) — and how long each took to be served (ms; each throws past
+ * `limitMs`). `paused` is always resumed.
+ */
+export async function changesServedWhilePaused(
+  catalogUrl: string,
+  id: number,
+  basePrice: number,
+  paused: Pick<OwnedProcess, "pause" | "resume">,
+  limitMs: number,
+): Promise<[first: number, second: number]> {
+  paused.pause();
+  try {
+    let t0 = performance.now();
+    await psql(`UPDATE products SET list_price_cents = ${basePrice + 1} WHERE id = ${id}`);
+    const first = await servedWithin(catalogUrl, id, basePrice + 1, t0, limitMs);
+    await new Promise((r) => setTimeout(r, 1_500));
+    t0 = performance.now();
+    await psql(`UPDATE products SET list_price_cents = ${basePrice + 2} WHERE id = ${id}`);
+    const second = await servedWithin(catalogUrl, id, basePrice + 2, t0, limitMs);
+    return [first, second];
+  } finally {
+    paused.resume();
+  }
+}
